@@ -1,0 +1,4 @@
+"""Pixels to features: camera preprocessing, the conv head, augmentation and saliency.
+
+``perception`` imports neither ``driving`` nor ``sim``.
+"""

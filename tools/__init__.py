@@ -1,0 +1,1 @@
+"""Thin command lines where the simulator and the learned driver meet."""
