@@ -1,0 +1,284 @@
+"""Closed-loop evaluation suites as plain data: which towns, weathers, routes and conditions.
+
+A suite is a list of :class:`EpisodeSpec`, each one closed-loop episode: a town, a weather, a
+route seed (in the builtin simulator the seed picks the road within the town; in CARLA the
+spawn point and turns), a route length and the control conditions (rate, frame-time jitter,
+image noise). No simulator is imported here: the town and weather names come in as a
+:class:`TownWeatherSplit` (``tools/evaluate.py`` builds the builtin one from
+``sim.builtin.towns`` / ``sim.builtin.weather``; the CARLA one is :data:`CARLA_SPLIT`).
+
+Builtin suites (each town drives :data:`ROUTE_SEEDS` = 3 routes of 2 km by default; weathers
+rotate over the routes so that every weather of the suite is driven at least once):
+
+* ``train-towns``: the training towns under the training weathers.
+* ``unseen-towns``: the held-out towns under the training weathers.
+* ``unseen-weathers``: the training towns under the held-out weathers.
+* ``noise``: ``train-towns`` with zero-mean Gaussian noise of standard deviation 0.05, 0.1
+  and 0.2 added to the [0, 1] camera images (the NCP paper's test); ``train-towns`` is its
+  noise-free baseline on the same routes.
+* ``rate``: ``train-towns`` controlled at 10, 20 and 30 Hz, and at 20 Hz with each frame
+  interval jittered by up to :data:`RATE_JITTER` of its nominal length (a continuous-time
+  network should hold up; a discrete one may not).
+* ``all``: the five above, in that order.
+
+CARLA suites (CARLA's own benchmark split, ``DESIGN.md``): ``carla-train`` (Town01,
+training weathers), ``carla-new-town`` (Town02, training weathers), ``carla-new-weather``
+(Town01, test weathers), ``carla-new-town-weather`` (Town02, test weathers).
+
+The route seeds are fixed and far from the recording seeds, so evaluation roads are never
+training roads. ``routes`` and ``route_km`` overrides give short variants for tests and demos.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+ROUTE_SEEDS: tuple[int, ...] = (7001, 7002, 7003)
+"""Route seeds driven in every town (more routes continue as 7004, 7005, ...)."""
+ROUTE_LENGTH_M = 2000.0
+"""Default route length, m."""
+NOMINAL_RATE_HZ = 20.0
+"""The default control rate (``sim.spec.CONTROL_RATE_HZ``)."""
+NOISE_STDS: tuple[float, ...] = (0.05, 0.1, 0.2)
+"""Image-noise standard deviations of the ``noise`` suite, on [0, 1] images."""
+RATES_HZ: tuple[float, ...] = (10.0, 20.0, 30.0)
+"""Control rates of the ``rate`` suite, Hz."""
+RATE_JITTER = 0.5
+"""Frame-time jitter of the ``rate`` suite's jittered condition, a fraction of the interval."""
+
+BUILTIN_SUITES: tuple[str, ...] = (
+    "train-towns",
+    "unseen-towns",
+    "unseen-weathers",
+    "noise",
+    "rate",
+)
+"""The builtin suites making up ``all``, in report order."""
+CARLA_SUITES: tuple[str, ...] = (
+    "carla-train",
+    "carla-new-town",
+    "carla-new-weather",
+    "carla-new-town-weather",
+)
+"""The CARLA suites, in report order."""
+SUITES: tuple[str, ...] = (*BUILTIN_SUITES, "all", *CARLA_SUITES)
+"""Every suite name :func:`build_suite` accepts."""
+
+
+class SuiteError(ValueError):
+    """An unknown suite name or an invalid override."""
+
+
+@dataclass(frozen=True)
+class TownWeatherSplit:
+    """The town and weather names of a simulator, split into training and held-out sets."""
+
+    train_towns: tuple[str, ...]
+    """Towns whose roads the training data comes from."""
+    unseen_towns: tuple[str, ...]
+    """Held-out towns, never in training data."""
+    train_weathers: tuple[str, ...]
+    """Weathers of the training data."""
+    unseen_weathers: tuple[str, ...]
+    """Held-out weathers."""
+
+    def __post_init__(self) -> None:
+        for name in ("train_towns", "unseen_towns", "train_weathers", "unseen_weathers"):
+            value = getattr(self, name)
+            if not value or not all(isinstance(v, str) and v for v in value):
+                raise SuiteError(f"{name} must be a non-empty tuple of names, got {value!r}")
+        for a, b in (("train_towns", "unseen_towns"), ("train_weathers", "unseen_weathers")):
+            shared = set(getattr(self, a)) & set(getattr(self, b))
+            if shared:
+                raise SuiteError(f"{a} and {b} overlap: {sorted(shared)}")
+
+
+CARLA_SPLIT = TownWeatherSplit(
+    train_towns=("Town01",),
+    unseen_towns=("Town02",),
+    train_weathers=("ClearNoon", "WetNoon", "HardRainNoon", "ClearSunset"),
+    unseen_weathers=("WetSunset", "SoftRainSunset"),
+)
+"""CARLA's benchmark split (train Town01 in four weathers; test Town02 and two weathers)."""
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """One closed-loop episode of a suite."""
+
+    suite: str
+    """Suite name, e.g. ``"train-towns"``."""
+    condition: str
+    """The suite's condition this episode belongs to: ``"clean"``, ``"noise 0.1"``,
+    ``"10 Hz"``, ``"20 Hz jitter 0.5"``."""
+    town: str
+    """Town name."""
+    weather: str
+    """Weather name."""
+    route: int
+    """Index of the route within its town (0, 1, 2, ...)."""
+    seed: int
+    """Seed passed to ``env.reset``; picks the road (builtin) or spawn and turns (CARLA)."""
+    route_length_m: float = ROUTE_LENGTH_M
+    """Route length, m."""
+    control_rate_hz: float = NOMINAL_RATE_HZ
+    """Control rate, Hz."""
+    frame_time_jitter: float = 0.0
+    """Random variation of each frame interval, a fraction of the nominal interval."""
+    image_noise_std: float = 0.0
+    """Std of Gaussian noise added to the [0, 1] camera image."""
+
+    def __post_init__(self) -> None:
+        if not self.route_length_m > 0:
+            raise SuiteError(f"route_length_m must be positive, got {self.route_length_m}")
+        if not self.control_rate_hz > 0:
+            raise SuiteError(f"control_rate_hz must be positive, got {self.control_rate_hz}")
+        if not 0.0 <= self.frame_time_jitter < 1.0:
+            raise SuiteError(f"frame_time_jitter must be in [0, 1), got {self.frame_time_jitter}")
+        if not self.image_noise_std >= 0.0:
+            raise SuiteError(f"image_noise_std must be >= 0, got {self.image_noise_std}")
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``sim.make_env``; conditions at their defaults are left out."""
+        kwargs: dict[str, Any] = {
+            "town": self.town,
+            "weather": self.weather,
+            "route_length_m": self.route_length_m,
+        }
+        if self.control_rate_hz != NOMINAL_RATE_HZ:
+            kwargs["control_rate_hz"] = self.control_rate_hz
+        if self.frame_time_jitter > 0:
+            kwargs["frame_time_jitter"] = self.frame_time_jitter
+        if self.image_noise_std > 0:
+            kwargs["image_noise_std"] = self.image_noise_std
+        return kwargs
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return asdict(self)
+
+
+def _routes(
+    suite: str,
+    condition: str,
+    towns: tuple[str, ...],
+    weathers: tuple[str, ...],
+    n_routes: int,
+    route_length_m: float,
+    **conditions: float,
+) -> list[EpisodeSpec]:
+    """Every town drives ``n_routes`` routes; weathers rotate so each one is driven."""
+    n_routes = max(n_routes, math.ceil(len(weathers) / len(towns)))
+    specs = []
+    for i, town in enumerate(towns):
+        for r in range(n_routes):
+            specs.append(
+                EpisodeSpec(
+                    suite=suite,
+                    condition=condition,
+                    town=town,
+                    weather=weathers[(i * n_routes + r) % len(weathers)],
+                    route=r,
+                    seed=ROUTE_SEEDS[0] + r,
+                    route_length_m=route_length_m,
+                    **conditions,
+                )
+            )
+    return specs
+
+
+def build_suite(
+    name: str,
+    split: TownWeatherSplit | None = None,
+    *,
+    routes: int | None = None,
+    route_km: float | None = None,
+) -> list[EpisodeSpec]:
+    """The episodes of a named suite.
+
+    Args:
+        name: One of :data:`SUITES`.
+        split: Town and weather names of the builtin simulator (ignored by the CARLA suites,
+            which use :data:`CARLA_SPLIT`); required for the builtin suites.
+        routes: Routes per town (default ``len(ROUTE_SEEDS)`` = 3).
+        route_km: Route length in km (default 2).
+
+    Returns:
+        The suite's episodes, in a fixed order.
+
+    Raises:
+        SuiteError: For an unknown name, a missing split or an invalid override.
+    """
+    if name not in SUITES:
+        raise SuiteError(f"unknown suite {name!r}; choose one of {', '.join(SUITES)}")
+    if routes is not None and routes < 1:
+        raise SuiteError(f"routes must be >= 1, got {routes}")
+    if route_km is not None and not route_km > 0:
+        raise SuiteError(f"route_km must be positive, got {route_km}")
+    n = len(ROUTE_SEEDS) if routes is None else routes
+    length_m = ROUTE_LENGTH_M if route_km is None else 1000.0 * route_km
+
+    if name in CARLA_SUITES:
+        s = CARLA_SPLIT
+        towns = s.unseen_towns if "town" in name.removeprefix("carla-") else s.train_towns
+        weathers = s.unseen_weathers if name.endswith("weather") else s.train_weathers
+        return _routes(name, "clean", towns, weathers, n, length_m)
+
+    if split is None:
+        raise SuiteError(f"suite {name!r} needs the builtin simulator's town/weather split")
+    s = split
+    if name == "all":
+        return [
+            spec
+            for sub in BUILTIN_SUITES
+            for spec in build_suite(sub, s, routes=routes, route_km=route_km)
+        ]
+    if name == "train-towns":
+        return _routes(name, "clean", s.train_towns, s.train_weathers, n, length_m)
+    if name == "unseen-towns":
+        return _routes(name, "clean", s.unseen_towns, s.train_weathers, n, length_m)
+    if name == "unseen-weathers":
+        return _routes(name, "clean", s.train_towns, s.unseen_weathers, n, length_m)
+    if name == "noise":
+        return [
+            spec
+            for std in NOISE_STDS
+            for spec in _routes(
+                name,
+                f"noise {std:g}",
+                s.train_towns,
+                s.train_weathers,
+                n,
+                length_m,
+                image_noise_std=std,
+            )
+        ]
+    # rate
+    conditions = [(f"{hz:g} Hz", hz, 0.0) for hz in RATES_HZ]
+    conditions.append(
+        (f"{NOMINAL_RATE_HZ:g} Hz jitter {RATE_JITTER:g}", NOMINAL_RATE_HZ, RATE_JITTER)
+    )
+    return [
+        spec
+        for label, hz, jitter in conditions
+        for spec in _routes(
+            name,
+            label,
+            s.train_towns,
+            s.train_weathers,
+            n,
+            length_m,
+            control_rate_hz=hz,
+            frame_time_jitter=jitter,
+        )
+    ]
+
+
+def suite_conditions(specs: list[EpisodeSpec]) -> list[tuple[str, str]]:
+    """The distinct (suite, condition) pairs of a list of episodes, in first-seen order."""
+    seen: dict[tuple[str, str], None] = {}
+    for spec in specs:
+        seen.setdefault((spec.suite, spec.condition), None)
+    return list(seen)
