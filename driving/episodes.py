@@ -389,7 +389,7 @@ def _format_value(value: Any) -> str:
     v = float(value)
     if not math.isfinite(v):
         raise ValueError(f"non-finite value {v}")
-    return f"{v:.10g}"
+    return repr(v)  # shortest text that reads back to exactly the same float64
 
 
 class EpisodeWriter:

@@ -144,13 +144,13 @@ def test_create_refuses_other_camera_rate_sim_and_non_dataset_folders(tmp_path, 
 
 
 def test_folder_that_is_not_a_dataset(tmp_path):
-    with pytest.raises(ep.NotADatasetError, match="no meta/info.json"):
+    with pytest.raises(ep.NotADatasetError, match=r"no meta/info\.json"):
         ep.list_episodes(tmp_path)
     with pytest.raises(ep.NotADatasetError, match="not a folder"):
         ep.read_info(tmp_path / "missing")
     (tmp_path / "meta").mkdir()
     (tmp_path / "meta" / "info.json").write_text("{not json")
-    with pytest.raises(ep.NotADatasetError, match="info.json"):
+    with pytest.raises(ep.NotADatasetError, match=r"info\.json"):
         ep.read_info(tmp_path)
 
 
@@ -191,7 +191,7 @@ def corrupt(path, case):
         return "frames", False
     if case == "rows_vs_episode_json":
         lines = (path / "steps.csv").read_text().split("\n")
-        (path / "steps.csv").write_text("\n".join(lines[:-2] + [""]))
+        (path / "steps.csv").write_text("\n".join([*lines[:-2], ""]))
         return "episode_000000", False
     if case == "wrong_image_size":
         import cv2
