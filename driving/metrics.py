@@ -38,6 +38,16 @@ from typing import Any
 
 import numpy as np
 
+from driving.episodes import (
+    CURVATURE_APPLIED,
+    HEADING_ERROR_RAD,
+    INTERVENTION,
+    LATERAL_OFFSET_M,
+    PROGRESS_M,
+    SPEED_MPS,
+    T_S,
+)
+
 FAILURE_OFFSET_M = 1.0
 """|lateral offset| above which a step counts towards ``failure_rate``, m (Rally Estonia)."""
 
@@ -154,6 +164,7 @@ def episode_metrics(
     route_length_m: float,
     terminated: bool = False,
     speed_mps: Any = None,
+    distance_m: float | None = None,
 ) -> EpisodeMetrics:
     """Scores one episode from its per-step columns.
 
@@ -167,6 +178,9 @@ def episode_metrics(
         route_length_m: Length of the route the episode was asked to drive, m (> 0).
         terminated: True when the episode ended by a departure or a collision.
         speed_mps: Optional (N,) forward speed, m/s.
+        distance_m: Route arc length covered by the whole episode, m, when known (rollout
+            rows hold the progress *before* each step, so the progress after the last step
+            is one step further); default the last ``progress_m``.
 
     Returns:
         The episode's :class:`EpisodeMetrics`.
@@ -187,7 +201,11 @@ def episode_metrics(
     flags = _column("intervention", intervention, n) != 0
     speed = np.zeros(n) if speed_mps is None else _column("speed_mps", speed_mps, n)
 
-    distance_km = max(float(progress[-1]), 0.0) / 1000.0
+    if distance_m is None:
+        distance_m = float(progress[-1])
+    if not math.isfinite(distance_m):
+        raise MetricsError(f"distance_m must be finite, got {distance_m}")
+    distance_km = max(distance_m, 0.0) / 1000.0
     interventions = int(flags.sum()) + (1 if terminated else 0)
     return EpisodeMetrics(
         steps=n,
@@ -207,4 +225,46 @@ def episode_metrics(
         heading_error_max_deg=math.degrees(float(head.max())),
         steering_rate_rms=steering_rate_rms(_column("command", command, n), t),
         mean_speed_mps=float(speed.mean()),
+    )
+
+
+def metrics_from_columns(
+    columns: Mapping[str, Any],
+    *,
+    route_length_m: float,
+    terminated: bool = False,
+    distance_m: float | None = None,
+) -> EpisodeMetrics:
+    """Scores an episode from its columns as named in ``driving.episodes``.
+
+    Works on an ``EpisodeLog.columns`` from ``driving.rollout.run_episode`` and on the columns
+    of an episode read back from disk. The steering command scored is ``curvature_applied``
+    (what the car executed), for the expert and the policies alike.
+
+    Args:
+        columns: Per-step columns; needs ``t_s``, ``curvature_applied``, ``lateral_offset_m``,
+            ``heading_error_rad``, ``progress_m`` and ``intervention`` (``speed_mps`` optional).
+        route_length_m: Length of the route, m.
+        terminated: True when the episode ended by a departure or collision.
+        distance_m: Route arc length covered (``EpisodeLog.distance_m``); default the last
+            ``progress_m``.
+
+    Raises:
+        MetricsError: If a required column is missing, or as :func:`episode_metrics`.
+    """
+    required = (T_S, CURVATURE_APPLIED, LATERAL_OFFSET_M, HEADING_ERROR_RAD, PROGRESS_M)
+    missing = [c for c in (*required, INTERVENTION) if c not in columns]
+    if missing:
+        raise MetricsError(f"episode columns lack {missing}; it has {sorted(columns)}")
+    return episode_metrics(
+        t_s=columns[T_S],
+        command=columns[CURVATURE_APPLIED],
+        lateral_offset_m=columns[LATERAL_OFFSET_M],
+        heading_error_rad=columns[HEADING_ERROR_RAD],
+        progress_m=columns[PROGRESS_M],
+        intervention=columns[INTERVENTION],
+        route_length_m=route_length_m,
+        terminated=terminated,
+        speed_mps=columns.get(SPEED_MPS),
+        distance_m=distance_m,
     )

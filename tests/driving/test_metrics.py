@@ -155,3 +155,28 @@ def test_round_trip_through_a_dict():
     assert EpisodeMetrics.from_dict(d) == m
     with pytest.raises(MetricsError, match="unknown"):
         EpisodeMetrics.from_dict({**d, "typo": 1})
+
+
+def test_metrics_from_episode_columns_uses_the_format_names_and_final_distance():
+    from driving import episodes as ep
+    from driving.metrics import metrics_from_columns
+
+    cols = _straight(n=201)  # rows 0..200, 10 s at 10 m/s: progress before each step 0..100 m
+    columns = {
+        ep.T_S: cols["t_s"],
+        ep.CURVATURE_APPLIED: 0.01 * cols["t_s"],
+        ep.LATERAL_OFFSET_M: np.full(201, -0.2),
+        ep.HEADING_ERROR_RAD: cols["heading_error_rad"],
+        ep.PROGRESS_M: cols["progress_m"],
+        ep.INTERVENTION: cols["intervention"],
+        ep.SPEED_MPS: cols["speed_mps"],
+    }
+    m = metrics_from_columns(columns, route_length_m=100.0, distance_m=100.5)
+    assert m.distance_km == pytest.approx(0.1005)
+    assert m.route_completion == 1.0
+    assert m.lateral_error_mean_m == pytest.approx(0.2)
+    assert m.steering_rate_rms == pytest.approx(0.01)
+    assert metrics_from_columns(columns, route_length_m=200.0).route_completion == 0.5
+    del columns[ep.INTERVENTION]
+    with pytest.raises(MetricsError, match=r"lack \['intervention'\]"):
+        metrics_from_columns(columns, route_length_m=200.0)
