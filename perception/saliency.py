@@ -69,7 +69,6 @@ def _upsample_through(mask: Tensor, conv: nn.Conv2d, size: tuple[int, int]) -> T
     return up
 
 
-@torch.no_grad()
 def visual_backprop(model: nn.Module, images: Tensor) -> Tensor:
     """VisualBackProp over every ``nn.Conv2d`` of ``model``, in the order they run.
 
@@ -83,6 +82,24 @@ def visual_backprop(model: nn.Module, images: Tensor) -> Tensor:
         ``(B, H, W)`` float tensor in [0, 1]: how much each input pixel feeds the deepest
         feature maps.
     """
+    return visual_backprop_with_output(model, images)[0]
+
+
+@torch.no_grad()
+def visual_backprop_with_output(model: nn.Module, images: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`visual_backprop` plus the model's own output from the same forward pass.
+
+    Useful for a conv head, whose output (the sensory features) is drawn next to the map.
+
+    Args:
+        model: A module whose forward takes ``images`` and runs its conv layers in sequence,
+            each followed by a ReLU (the ReLU is applied here to the conv outputs, so it may
+            be functional or a module).
+        images: Input batch ``(B, C, H, W)``, already preprocessed as the model expects.
+
+    Returns:
+        The ``(B, H, W)`` map in [0, 1] and whatever ``model(images)`` returned.
+    """
     _check_images(images)
     convs = _conv_layers(model)
     outputs: dict[nn.Conv2d, Tensor] = {}
@@ -94,7 +111,7 @@ def visual_backprop(model: nn.Module, images: Tensor) -> Tensor:
 
     hooks = [c.register_forward_hook(keep) for c in convs]
     try:
-        model(images)
+        result = model(images)
     finally:
         for h in hooks:
             h.remove()
@@ -114,7 +131,7 @@ def visual_backprop(model: nn.Module, images: Tensor) -> Tensor:
     for i in range(len(order) - 1, 0, -1):
         mask = _upsample_through(mask, order[i], tuple(means[i - 1].shape[-2:])) * means[i - 1]
     mask = _upsample_through(mask, order[0], tuple(images.shape[-2:]))  # (B, 1, H, W)
-    return _normalise(mask[:, 0])
+    return _normalise(mask[:, 0]), result
 
 
 def grad_cam(forward_fn: Callable[[Tensor], Tensor], layer: nn.Module, images: Tensor) -> Tensor:

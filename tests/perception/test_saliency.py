@@ -10,6 +10,7 @@ from perception.saliency import (
     overlay,
     saliency_maps,
     visual_backprop,
+    visual_backprop_with_output,
 )
 
 
@@ -113,3 +114,12 @@ def test_overlay_keeps_image_where_saliency_is_low():
     assert not np.array_equal(out[3:6, 13:16], image[3:6, 13:16])
     with pytest.raises(SaliencyError, match="uint8"):
         overlay(image.astype(np.float32), mask)
+
+
+def test_visualbackprop_with_output_returns_the_model_output_of_the_same_pass():
+    net = _net()
+    images = torch.rand(2, 3, 30, 46, generator=torch.Generator().manual_seed(3))
+    mask, out = visual_backprop_with_output(net, images)
+    assert torch.equal(mask, visual_backprop(net, images))
+    with torch.no_grad():
+        assert torch.equal(out, net(images))

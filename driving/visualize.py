@@ -1,0 +1,917 @@
+"""Figures and video that show what the liquid network does while it drives.
+
+What is drawn follows the NCP paper (Lechner et al. 2020, Figs. 3-6 and Extended Data):
+neuron traces grouped inter / command / motor, the wiring diagram with excitatory and
+inhibitory synapses, predicted vs expert command, the route seen from above, VisualBackProp
+saliency on the camera image, and a PCA of the neuron activity.
+
+Everything here is fed plain numpy arrays (:class:`NeuronLayout`, :class:`RolloutTrack`), so
+the panels work for every model type: cores with named neurons (the NCP wirings) get grouped
+traces and the wiring panel; cores without (lstm, gru) show their hidden units and no wiring;
+a stateless cnn shows neither.
+
+Rendering uses matplotlib's Agg canvas directly (no pyplot, no global backend). A video frame
+is fast to make: :class:`FrameRenderer` draws every static part once into a background image
+and then, per frame, only pastes the camera image and draws the time marker, the car and the
+node colours with OpenCV. Videos are H.264 MP4 through PyAV (:class:`VideoWriter`), or GIF.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch
+
+logger = logging.getLogger(__name__)
+
+SENSORY = "sensory"
+INTER = "inter"
+COMMAND = "command"
+MOTOR = "motor"
+HIDDEN = "hidden"
+"""Group of the state units of cores without named neurons (lstm, gru)."""
+GROUP_ORDER = (INTER, COMMAND, MOTOR, HIDDEN)
+"""Order in which neuron groups are drawn (the order the network computes them)."""
+
+EXCITATORY_COLOUR = "#1b9e77"
+"""Colour of excitatory (+1) synapses."""
+INHIBITORY_COLOUR = "#7b3294"
+"""Colour of inhibitory (-1) synapses."""
+ACTIVITY_CMAP = "coolwarm"
+"""Diverging colour map of neuron activity (blue negative, red positive)."""
+PRED_COLOUR = "#d62728"
+EXPERT_COLOUR = "#333333"
+INTERVENTION_COLOUR = "#e6550d"
+MAX_TRACE_LINES = 16
+"""Groups with more units than this are drawn as a heat map instead of one line per unit."""
+
+
+class VisualizeError(ValueError):
+    """Inputs to a figure or video are inconsistent (the message names the bad value)."""
+
+
+# ------------------------------------------------------------------------------ inputs
+@dataclass(frozen=True)
+class NeuronLayout:
+    """Names, groups and synapses of a recurrent core's state units, in state order."""
+
+    names: tuple[str, ...]
+    """One name per state index."""
+    groups: tuple[str, ...]
+    """Group of each state index: ``inter``, ``command``, ``motor`` or ``hidden``."""
+    adjacency: np.ndarray | None = None
+    """Signed synapses (N, N), ``[src, dst]`` in state order, +1 / -1 / 0; None: no wiring."""
+    sensory_adjacency: np.ndarray | None = None
+    """Signed sensory synapses (S, N), ``[input, dst]``; None when there is no wiring."""
+
+    def __post_init__(self) -> None:
+        n = len(self.names)
+        if len(self.groups) != n:
+            raise VisualizeError(f"{n} neuron names but {len(self.groups)} groups")
+        bad = sorted(set(self.groups) - set(GROUP_ORDER))
+        if bad:
+            raise VisualizeError(f"unknown neuron groups {bad}; known: {GROUP_ORDER}")
+        if self.adjacency is not None and self.adjacency.shape != (n, n):
+            raise VisualizeError(f"adjacency must be ({n}, {n}), got {self.adjacency.shape}")
+        if self.sensory_adjacency is not None and (
+            self.sensory_adjacency.ndim != 2 or self.sensory_adjacency.shape[1] != n
+        ):
+            raise VisualizeError(
+                f"sensory_adjacency must be (S, {n}), got {self.sensory_adjacency.shape}"
+            )
+
+    @property
+    def size(self) -> int:
+        """Number of state units N."""
+        return len(self.names)
+
+    @property
+    def has_wiring(self) -> bool:
+        """True when synapses are known (an NCP or other named wiring)."""
+        return self.adjacency is not None
+
+    def group_indices(self) -> dict[str, np.ndarray]:
+        """State indices of each non-empty group, in :data:`GROUP_ORDER`."""
+        g = np.asarray(self.groups)
+        return {name: np.flatnonzero(g == name) for name in GROUP_ORDER if (g == name).any()}
+
+    @classmethod
+    def hidden(cls, units: int) -> NeuronLayout:
+        """Layout of a core without named neurons: ``h0 .. h{N-1}``, group ``hidden``."""
+        return cls(tuple(f"h{i}" for i in range(units)), (HIDDEN,) * units)
+
+    @classmethod
+    def from_wiring(cls, wiring: Any) -> NeuronLayout:
+        """Layout of a built ``driving.wiring.NCP`` (state order, state-order synapses)."""
+        names = tuple(wiring.neuron_names)
+        groups = tuple(wiring.neuron_group(i) for i in range(len(names)))
+        return cls(
+            names,
+            groups,
+            np.asarray(wiring.state_adjacency, dtype=np.int32),
+            np.asarray(wiring.state_sensory_adjacency, dtype=np.int32),
+        )
+
+
+@dataclass
+class RolloutTrack:
+    """The per-step signals of one rollout (T steps), as plain arrays."""
+
+    t_s: np.ndarray
+    """Simulation time of each step, s, (T,)."""
+    curvature_pred: np.ndarray
+    """Command the policy output, 1/m, (T,)."""
+    curvature_expert: np.ndarray
+    """The expert's command on the same observation, 1/m, (T,); NaN where unknown."""
+    x_m: np.ndarray
+    """Vehicle x in the world frame, m, (T,)."""
+    y_m: np.ndarray
+    """Vehicle y in the world frame, m, (T,)."""
+    yaw_rad: np.ndarray
+    """Vehicle yaw, rad, counter-clockwise positive, (T,)."""
+    intervention: np.ndarray
+    """True on steps where a lane departure was counted and the car was reset, (T,)."""
+    states: np.ndarray | None = None
+    """Neuron states (T, N) in state order; None for a stateless model."""
+    sensory: np.ndarray | None = None
+    """Sensory features fed to the core (T, S), if computed; colours the wiring's inputs."""
+    title: str = ""
+    """Shown on top of the summary figure."""
+
+    def __post_init__(self) -> None:
+        self.t_s = np.asarray(self.t_s, dtype=np.float64)
+        if self.t_s.ndim != 1 or len(self.t_s) < 1:
+            raise VisualizeError(f"t_s must be (T,) with T >= 1, got shape {self.t_s.shape}")
+        n = len(self.t_s)
+        for name in ("curvature_pred", "curvature_expert", "x_m", "y_m", "yaw_rad"):
+            arr = np.asarray(getattr(self, name), dtype=np.float64)
+            if arr.shape != (n,):
+                raise VisualizeError(f"{name} must have shape ({n},), got {arr.shape}")
+            setattr(self, name, arr)
+        self.intervention = np.asarray(self.intervention).astype(bool)
+        if self.intervention.shape != (n,):
+            raise VisualizeError(f"intervention must be ({n},), got {self.intervention.shape}")
+        for name in ("states", "sensory"):
+            arr = getattr(self, name)
+            if arr is None:
+                continue
+            arr = np.asarray(arr, dtype=np.float64)
+            if arr.ndim != 2 or arr.shape[0] != n:
+                raise VisualizeError(f"{name} must be ({n}, units), got {arr.shape}")
+            setattr(self, name, arr)
+
+    def __len__(self) -> int:
+        return len(self.t_s)
+
+    @property
+    def time_s(self) -> np.ndarray:
+        """Time since the first step, s."""
+        return self.t_s - self.t_s[0]
+
+
+# --------------------------------------------------------------------------- helpers
+def _figure(width_px: int, height_px: int, dpi: int = 100, layout: str | None = None) -> Figure:
+    fig = Figure(
+        figsize=(width_px / dpi, height_px / dpi), dpi=dpi, facecolor="white", layout=layout
+    )
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def figure_to_array(fig: Figure) -> np.ndarray:
+    """Renders a figure with Agg and returns it as uint8 RGB (H, W, 3)."""
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def _lut(cmap_name: str) -> np.ndarray:
+    """A colour map as a (256, 3) uint8 RGB lookup table."""
+    from matplotlib import colormaps
+
+    return (colormaps[cmap_name](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
+
+
+def normalise_activity(values: np.ndarray) -> np.ndarray:
+    """Scales each column by its largest magnitude over time to [-1, 1] (zeros stay zero)."""
+    peak = np.abs(values).max(axis=0, keepdims=True)
+    return np.divide(values, peak, out=np.zeros_like(values, dtype=np.float64), where=peak > 0)
+
+
+def pca(states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Principal components of neuron activity (T, N), as in the NCP paper.
+
+    Returns:
+        The fraction of variance explained by each component (K,), K = min(T, N), and the
+        scores of every step on each component (T, K).
+    """
+    x = np.asarray(states, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
+        raise VisualizeError(f"PCA needs states (T >= 2, N >= 1), got shape {x.shape}")
+    x = x - x.mean(axis=0)
+    u, s, _ = np.linalg.svd(x, full_matrices=False)
+    var = s**2
+    total = var.sum()
+    ratio = var / total if total > 0 else np.zeros_like(var)
+    return ratio, u * s
+
+
+def _intervention_times(track: RolloutTrack) -> np.ndarray:
+    return track.time_s[track.intervention]
+
+
+def _group_label(name: str, count: int) -> str:
+    return f"{name}\n({count})"
+
+
+# ----------------------------------------------------------------------- the panels
+def draw_traces(axes: Sequence[Axes], track: RolloutTrack, layout: NeuronLayout) -> None:
+    """Neuron traces, one axis per group (inter, command, motor, or hidden).
+
+    Groups of up to :data:`MAX_TRACE_LINES` units get one line per neuron; larger ones a heat
+    map (units x time), each unit scaled by its peak magnitude.
+    """
+    if track.states is None:
+        raise VisualizeError("draw_traces needs neuron states; this model has none")
+    if track.states.shape[1] != layout.size:
+        raise VisualizeError(
+            f"rollout has {track.states.shape[1]} state columns, the layout {layout.size} neurons"
+        )
+    groups = layout.group_indices()
+    if len(axes) != len(groups):
+        raise VisualizeError(f"need {len(groups)} axes (one per group), got {len(axes)}")
+    t = track.time_s
+    for ax, (name, idx) in zip(axes, groups.items(), strict=True):
+        values = track.states[:, idx]
+        if len(idx) > MAX_TRACE_LINES:
+            span = (t[0], t[-1] if len(t) > 1 else t[0] + 1.0)
+            ax.imshow(
+                normalise_activity(values).T,
+                aspect="auto",
+                cmap=ACTIVITY_CMAP,
+                vmin=-1,
+                vmax=1,
+                extent=(span[0], span[1], len(idx) - 0.5, -0.5),
+                interpolation="nearest",
+            )
+            ax.set_yticks([])
+        else:
+            colours = _lut("tab20")[np.arange(len(idx)) * 256 // 20 % 256] / 255.0
+            for k in range(len(idx)):
+                ax.plot(t, values[:, k], lw=0.9, color=colours[k])
+            ax.margins(x=0)
+        ax.set_ylabel(_group_label(name, len(idx)), fontsize=8, rotation=0, ha="right", va="center")
+        ax.tick_params(labelsize=7)
+        for ti in _intervention_times(track):
+            ax.axvline(ti, color=INTERVENTION_COLOUR, lw=0.8, alpha=0.7)
+    for ax in axes[:-1]:
+        ax.tick_params(labelbottom=False)
+    axes[-1].set_xlabel("time (s)", fontsize=8)
+
+
+def draw_command(ax: Axes, track: RolloutTrack, legend: bool = True) -> None:
+    """Predicted vs expert curvature over time, interventions as vertical lines."""
+    t = track.time_s
+    if np.isfinite(track.curvature_expert).any():
+        ax.plot(t, track.curvature_expert, color=EXPERT_COLOUR, lw=1.0, label="expert")
+    ax.plot(t, track.curvature_pred, color=PRED_COLOUR, lw=1.0, label="policy")
+    for k, ti in enumerate(_intervention_times(track)):
+        ax.axvline(
+            ti, color=INTERVENTION_COLOUR, lw=1.0, ls="--", label="intervention" if k == 0 else None
+        )
+    ax.axhline(0.0, color="0.8", lw=0.6, zorder=0)
+    ax.margins(x=0)
+    ax.set_ylabel("curvature (1/m)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    if legend:
+        ax.legend(
+            fontsize=7,
+            loc="lower right",
+            bbox_to_anchor=(1.0, 1.0),
+            ncol=3,
+            frameon=False,
+            borderaxespad=0.1,
+            handlelength=1.5,
+        )
+
+
+def draw_route(
+    ax: Axes, track: RolloutTrack, colour_by: np.ndarray | None = None
+) -> LineCollection | None:
+    """The route driven, seen from above (x east, y north, equal scale), interventions as x.
+
+    Args:
+        ax: Axis to draw into.
+        track: The rollout.
+        colour_by: Optional (T,) values colouring the path (diverging, symmetric about 0).
+
+    Returns:
+        The coloured path (for a colour bar) when ``colour_by`` is given, else None.
+    """
+    lc = None
+    if colour_by is None:
+        ax.plot(track.x_m, track.y_m, color="0.55", lw=2.5, solid_capstyle="round")
+    else:
+        pts = np.stack([track.x_m, track.y_m], axis=1)
+        segs = np.stack([pts[:-1], pts[1:]], axis=1)
+        lim = float(np.abs(colour_by).max()) or 1.0
+        lc = LineCollection(segs, cmap=ACTIVITY_CMAP, linewidths=3.0)
+        lc.set_array(colour_by[:-1])
+        lc.set_clim(-lim, lim)
+        ax.add_collection(lc)
+        ax.autoscale()
+    ax.plot(track.x_m[0], track.y_m[0], "o", color="black", ms=4)
+    hits = track.intervention
+    if hits.any():
+        ax.plot(track.x_m[hits], track.y_m[hits], "x", color=INTERVENTION_COLOUR, ms=7, mew=2)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.tick_params(labelsize=7)
+    ax.set_xlabel("x (m)", fontsize=8)
+    ax.set_ylabel("y (m)", fontsize=8)
+    return lc
+
+
+def wiring_positions(layout: NeuronLayout) -> dict[tuple[str, int], np.ndarray]:
+    """Node positions of the layered wiring diagram.
+
+    A multipartite layout, like ``networkx.multipartite_layout`` but with every layer spread
+    over the full height (networkx scales a layer's extent by its size, which piles the small
+    command layer into a clump): layer ``k`` sits at x = k, its nodes evenly spaced in
+    y from 1 (index 0, top) down to 0. Keys are ``("sensory", input_index)`` and
+    ``("neuron", state_index)``; layers run sensory, inter, command, motor (or hidden).
+    """
+    if layout.adjacency is None:
+        raise VisualizeError("this core has no wiring to draw")
+    columns: list[list[tuple[str, int]]] = []
+    if layout.sensory_adjacency is not None:
+        columns.append([(SENSORY, i) for i in range(layout.sensory_adjacency.shape[0])])
+    for idx in layout.group_indices().values():
+        columns.append([("neuron", int(i)) for i in idx])
+    most = max(len(nodes) for nodes in columns)
+    pos = {}
+    for x, nodes in enumerate(columns):
+        half = 0.5 * (len(nodes) / most) ** 0.25  # smaller layers a little more compact
+        ys = [0.5] if len(nodes) == 1 else np.linspace(0.5 + half, 0.5 - half, len(nodes))
+        for node, y in zip(nodes, ys, strict=True):
+            pos[node] = np.array([float(x), float(y)])
+    return pos
+
+
+def draw_wiring(
+    ax: Axes,
+    layout: NeuronLayout,
+    activity: np.ndarray | None = None,
+    labels: bool = True,
+    node_size: float = 120.0,
+) -> dict[tuple[str, int], np.ndarray]:
+    """The layered wiring diagram: sensory -> inter -> command -> motor.
+
+    Excitatory synapses are drawn in :data:`EXCITATORY_COLOUR`, inhibitory ones in
+    :data:`INHIBITORY_COLOUR`; recurrent synapses within a layer as arcs.
+
+    Args:
+        ax: Axis to draw into.
+        layout: Neuron layout with its adjacency.
+        activity: Optional (N,) activity in [-1, 1] colouring the neurons; None: by group.
+        labels: Write each neuron's name next to it.
+        node_size: Marker area of a neuron in points^2 (sensory inputs get a third).
+
+    Returns:
+        The node positions (data coordinates), as :func:`wiring_positions`.
+    """
+    pos = wiring_positions(layout)
+    adj = layout.adjacency
+    assert adj is not None
+    segs, cols = [], []
+    sens = layout.sensory_adjacency
+    if sens is not None:
+        for s, d in zip(*np.nonzero(sens), strict=True):
+            segs.append([pos[(SENSORY, int(s))], pos[("neuron", int(d))]])
+            cols.append(EXCITATORY_COLOUR if sens[s, d] > 0 else INHIBITORY_COLOUR)
+    arcs = []
+    for s, d in zip(*np.nonzero(adj), strict=True):
+        a, b = pos[("neuron", int(s))], pos[("neuron", int(d))]
+        colour = EXCITATORY_COLOUR if adj[s, d] > 0 else INHIBITORY_COLOUR
+        if layout.groups[s] == layout.groups[d]:
+            arcs.append((a, b, colour, s == d))
+        else:
+            segs.append([a, b])
+            cols.append(colour)
+    ax.add_collection(LineCollection(segs, colors=cols, linewidths=0.7, alpha=0.45, zorder=1))
+    for a, b, colour, self_loop in arcs:
+        if self_loop:
+            ax.add_patch(
+                FancyArrowPatch(
+                    a + np.array([0.0, 0.02]),
+                    a - np.array([0.0, 0.02]),
+                    connectionstyle="arc3,rad=-2.5",
+                    color=colour,
+                    lw=0.9,
+                    arrowstyle="-|>",
+                    mutation_scale=7,
+                    zorder=1,
+                )
+            )
+        else:
+            ax.add_patch(
+                FancyArrowPatch(
+                    a,
+                    b,
+                    connectionstyle="arc3,rad=0.5",
+                    color=colour,
+                    lw=0.9,
+                    alpha=0.8,
+                    arrowstyle="-|>",
+                    mutation_scale=7,
+                    shrinkA=4,
+                    shrinkB=4,
+                    zorder=1,
+                )
+            )
+    if sens is not None:
+        xy = np.array([pos[(SENSORY, i)] for i in range(sens.shape[0])])
+        ax.scatter(xy[:, 0], xy[:, 1], s=node_size / 3, c="0.6", edgecolors="0.3", zorder=2)
+    xy = np.array([pos[("neuron", i)] for i in range(layout.size)])
+    if activity is None:
+        group_colour = {INTER: "#9ecae1", COMMAND: "#fdae6b", MOTOR: "#a1d99b", HIDDEN: "0.7"}
+        face: Any = [group_colour[g] for g in layout.groups]
+        ax.scatter(xy[:, 0], xy[:, 1], s=node_size, c=face, edgecolors="0.2", zorder=3)
+    else:
+        ax.scatter(
+            xy[:, 0],
+            xy[:, 1],
+            s=node_size,
+            c=np.asarray(activity),
+            cmap=ACTIVITY_CMAP,
+            vmin=-1,
+            vmax=1,
+            edgecolors="0.2",
+            zorder=3,
+        )
+    if labels:
+        for i, name in enumerate(layout.names):
+            ax.annotate(
+                name,
+                xy[i],
+                xytext=(7, 0),
+                textcoords="offset points",
+                ha="left",
+                va="center",
+                fontsize=6,
+                color="0.25",
+            )
+    x_layers = sorted({float(p[0]) for p in pos.values()})
+    titles = [SENSORY] * (sens is not None) + list(layout.group_indices())
+    for x, title in zip(x_layers, titles, strict=True):
+        ax.text(x, -0.07, title, ha="center", va="top", fontsize=8)
+    from matplotlib.lines import Line2D
+
+    ax.legend(
+        handles=[
+            Line2D([], [], color=EXCITATORY_COLOUR, lw=2, label="excitatory"),
+            Line2D([], [], color=INHIBITORY_COLOUR, lw=2, label="inhibitory"),
+        ],
+        loc="upper right",
+        fontsize=7,
+        frameon=False,
+    )
+    ax.set_xlim(min(x_layers) - 0.08, max(x_layers) + 0.25)
+    ax.set_ylim(-0.16, 1.03)
+    ax.set_axis_off()
+    return pos
+
+
+def wiring_figure(layout: NeuronLayout, title: str = "") -> Figure:
+    """The wiring diagram alone, with a legend of the synapse polarities."""
+    fig = _figure(900, 620)
+    ax = fig.add_axes((0.02, 0.02, 0.96, 0.86))
+    draw_wiring(ax, layout, node_size=160.0)
+    n_int = int(np.abs(layout.adjacency).sum()) if layout.adjacency is not None else 0
+    n_sens = (
+        int(np.abs(layout.sensory_adjacency).sum()) if layout.sensory_adjacency is not None else 0
+    )
+    fig.suptitle(
+        (title + "\n" if title else "")
+        + f"{layout.size} neurons, {n_int} internal + {n_sens} sensory synapses",
+        fontsize=10,
+    )
+    return fig
+
+
+def save_wiring(layout: NeuronLayout, out_dir: Path, title: str = "") -> list[Path]:
+    """Writes ``wiring.png`` and ``wiring.svg`` into ``out_dir``; returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig = wiring_figure(layout, title)
+    paths = [out_dir / "wiring.png", out_dir / "wiring.svg"]
+    fig.savefig(paths[0], dpi=100)
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.hashsalt": "liquid-drive"}):  # stable ids: same bytes
+        fig.savefig(paths[1], metadata={"Date": None})
+    return paths
+
+
+def summary_figure(track: RolloutTrack, layout: NeuronLayout | None) -> Figure:
+    """The whole rollout on one page.
+
+    Rows: predicted vs expert command with interventions; the neuron traces by group; then
+    the route, the route coloured by PC1 of the neuron activity, and the variance explained
+    by each principal component (bar) with its cumulative sum (line), as in the NCP paper.
+    """
+    has_states = track.states is not None and layout is not None
+    groups = layout.group_indices() if has_states and layout is not None else {}
+    n_trace = len(groups)
+    heights = [1.3] + [1.0 if name != MOTOR else 0.6 for name in groups] + [2.4]
+    fig = _figure(1200, 220 + 150 * n_trace + 330, layout="constrained")
+    gs = fig.add_gridspec(len(heights), 3, height_ratios=heights)
+    ax_cmd = fig.add_subplot(gs[0, :])
+    draw_command(ax_cmd, track)
+    ax_cmd.set_title("predicted vs expert command", fontsize=9, loc="left")
+    if has_states and layout is not None:
+        trace_axes = [fig.add_subplot(gs[1 + k, :], sharex=ax_cmd) for k in range(n_trace)]
+        draw_traces(trace_axes, track, layout)
+        trace_axes[0].set_title("neuron states", fontsize=9, loc="left")
+    bottom = len(heights) - 1
+    ax_map = fig.add_subplot(gs[bottom, 0])
+    draw_route(ax_map, track)
+    ax_map.set_title("route (x = intervention)", fontsize=9, loc="left")
+    if has_states and track.states is not None and len(track) >= 2:
+        ratio, scores = pca(track.states)
+        ax_pc = fig.add_subplot(gs[bottom, 1])
+        lc = draw_route(ax_pc, track, colour_by=scores[:, 0])
+        cbar = fig.colorbar(lc, ax=ax_pc, shrink=0.8)
+        cbar.set_label("PC1 score", fontsize=8)
+        cbar.ax.tick_params(labelsize=7)
+        ax_pc.set_title("route coloured by PC1 score", fontsize=9, loc="left")
+        ax_var = fig.add_subplot(gs[bottom, 2])
+        k = np.arange(1, min(len(ratio), 10) + 1)
+        ax_var.bar(k, 100 * ratio[: len(k)], color="#6baed6")
+        ax_var.plot(k, 100 * np.cumsum(ratio)[: len(k)], "o-", color="black", ms=3, lw=1)
+        ax_var.set_ylim(0, 105)
+        ax_var.set_xticks(k)
+        ax_var.set_xlabel("principal component", fontsize=8)
+        ax_var.set_ylabel("variance explained (%)", fontsize=8)
+        ax_var.tick_params(labelsize=7)
+        ax_var.set_title(
+            f"PCA of neuron activity: PC1 {100 * ratio[0]:.0f} %", fontsize=9, loc="left"
+        )
+    if track.title:
+        fig.suptitle(track.title, fontsize=10)
+    return fig
+
+
+# -------------------------------------------------------------------------- the video
+class VideoWriter:
+    """Writes RGB frames to an H.264 MP4 (yuv420p, plays in browsers) or a GIF, via PyAV.
+
+    Use as a context manager; every frame must have the size given here. GIF frames get their
+    own adaptive 256-colour palette.
+    """
+
+    def __init__(
+        self, path: Path, width_px: int, height_px: int, fps: float, crf: int = 23
+    ) -> None:
+        """Opens ``path``; the container follows its suffix (``.mp4`` or ``.gif``).
+
+        Args:
+            path: Output file, ``.mp4`` or ``.gif``.
+            width_px: Frame width, pixels (even for MP4).
+            height_px: Frame height, pixels (even for MP4).
+            fps: Frames per second, > 0.
+            crf: x264 constant rate factor (0 lossless .. 51 worst), MP4 only.
+        """
+        import av
+
+        self.path = Path(path)
+        self.kind = self.path.suffix.lower()
+        if self.kind not in (".mp4", ".gif"):
+            raise VisualizeError(f"video path must end in .mp4 or .gif, got {self.path}")
+        if width_px <= 0 or height_px <= 0:
+            raise VisualizeError(f"frame size must be positive, got {width_px}x{height_px}")
+        if self.kind == ".mp4" and (width_px % 2 or height_px % 2):
+            raise VisualizeError(f"H.264 needs an even frame size, got {width_px}x{height_px}")
+        if not fps > 0:
+            raise VisualizeError(f"fps must be positive, got {fps}")
+        self.size = (height_px, width_px)
+        self.frames = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._container = av.open(str(self.path), mode="w")
+        rate = Fraction(fps).limit_denominator(1000)
+        if self.kind == ".mp4":
+            self._stream = self._container.add_stream("libx264", rate=rate)
+            self._stream.pix_fmt = "yuv420p"
+            self._stream.options = {"crf": str(int(crf)), "preset": "veryfast"}
+        else:
+            self._stream = self._container.add_stream("gif", rate=rate)
+            self._stream.pix_fmt = "pal8"
+        self._stream.width = width_px
+        self._stream.height = height_px
+
+    def write(self, frame: np.ndarray) -> None:
+        """Appends one uint8 RGB frame (H, W, 3)."""
+        import av
+
+        if frame.dtype != np.uint8 or frame.shape != (*self.size, 3):
+            raise VisualizeError(
+                f"frame must be uint8 {(*self.size, 3)}, got {frame.dtype} {frame.shape}"
+            )
+        if self.kind == ".mp4":
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        else:
+            from PIL import Image
+
+            img = Image.fromarray(frame).quantize(256, method=Image.Quantize.MEDIANCUT)
+            palette = np.zeros((256, 4), np.uint8)
+            rgb = np.asarray(img.getpalette()[: 3 * 256], np.uint8).reshape(-1, 3)
+            palette[: len(rgb), :3] = rgb
+            palette[:, 3] = 255
+            vf = av.VideoFrame.from_ndarray((np.asarray(img), palette), format="pal8")
+        vf.pts = self.frames
+        for packet in self._stream.encode(vf):
+            self._container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> None:
+        """Flushes the encoder and closes the file."""
+        if self._container is None:
+            return
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+        self._container = None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class _Rect:
+    """A pixel rectangle in an image: rows y0..y1, columns x0..x1."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def w(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def h(self) -> int:
+        return self.y1 - self.y0
+
+
+def _axes_rect(ax: Axes, height_px: int) -> _Rect:
+    bb = ax.get_window_extent()
+    return _Rect(round(bb.x0), round(height_px - bb.y1), round(bb.x1), round(height_px - bb.y0))
+
+
+def _to_pixels(ax: Axes, xy: np.ndarray, height_px: int) -> np.ndarray:
+    """Data coordinates (K, 2) -> image pixel coordinates (K, 2) as float (x, row)."""
+    disp = ax.transData.transform(np.asarray(xy, dtype=np.float64).reshape(-1, 2))
+    return np.stack([disp[:, 0], height_px - disp[:, 1]], axis=1)
+
+
+class FrameRenderer:
+    """Composes video frames: static panels drawn once, moving parts drawn per frame.
+
+    Panels: camera image with the saliency overlay; predicted vs expert command; the route
+    from above with the car; neuron traces by group; the wiring diagram with neurons coloured
+    by their current activity. Panels a model lacks (states, wiring) are left out and the
+    others take the room.
+    """
+
+    def __init__(
+        self,
+        track: RolloutTrack,
+        layout: NeuronLayout | None,
+        camera_hw: tuple[int, int],
+        width_px: int = 1280,
+        height_px: int = 720,
+        saliency_name: str = "VisualBackProp",
+    ) -> None:
+        """Draws the static background.
+
+        Args:
+            track: The rollout's signals.
+            layout: Neuron layout (None or states None: no trace or wiring panels).
+            camera_hw: (height, width) of the camera frames, pixels.
+            width_px: Frame width, pixels.
+            height_px: Frame height, pixels.
+            saliency_name: Name of the saliency method, for the camera panel's title.
+        """
+        if width_px < 320 or height_px < 240:
+            raise VisualizeError(f"frame must be at least 320x240, got {width_px}x{height_px}")
+        self.track = track
+        self.layout = layout
+        self.size = (height_px, width_px)
+        has_states = track.states is not None and layout is not None
+        has_wiring = has_states and layout is not None and layout.has_wiring
+        fig = _figure(width_px, height_px)
+        h = float(height_px)
+        # Left column: camera, command, route. Right column: traces and wiring.
+        left_w = 0.40 if has_states else 0.5
+        cam_h_px = min(0.45 * h, (left_w * width_px - 30) * camera_hw[0] / camera_hw[1])
+        cam_top = 1.0 - 28 / h
+        cam_b = cam_top - cam_h_px / h
+        self.ax_cam = fig.add_axes((0.01, cam_b, left_w - 0.02, cam_h_px / h))
+        self.ax_cam.set_axis_off()
+        self.ax_cam.set_title(f"camera + {saliency_name} saliency", fontsize=9, loc="left")
+        if has_states:
+            cmd_h = 0.8 * (cam_b - 0.06) * 0.42
+            self.ax_cmd = fig.add_axes((0.075, cam_b - 0.06 - cmd_h, left_w - 0.09, cmd_h))
+            map_top = cam_b - 0.06 - cmd_h - 0.09
+            self.ax_map = fig.add_axes((0.075, 0.07, left_w - 0.09, map_top - 0.07))
+        else:
+            self.ax_cmd = fig.add_axes((0.075, 0.1, left_w - 0.09, cam_b - 0.2))
+            self.ax_map = fig.add_axes((left_w + 0.06, 0.08, 0.98 - left_w - 0.06, 0.86))
+        draw_command(self.ax_cmd, track)
+        self.ax_cmd.set_title("curvature command", fontsize=9, loc="left")
+        self.ax_cmd.set_xlabel("time (s)", fontsize=8)
+        draw_route(self.ax_map, track)
+        self.ax_map.set_title("route from above", fontsize=9, loc="left")
+        self.trace_axes: list[Axes] = []
+        self.ax_wiring: Axes | None = None
+        if has_states and layout is not None:
+            groups = layout.group_indices()
+            x0 = left_w + 0.075
+            trace_top, trace_bottom = 0.95, (0.50 if has_wiring else 0.07)
+            weights = np.array([0.55 if g == MOTOR else 1.0 for g in groups])
+            gap = 0.012
+            usable = trace_top - trace_bottom - gap * (len(groups) - 1)
+            top = trace_top
+            for wgt in weights:
+                hh = usable * wgt / weights.sum()
+                self.trace_axes.append(fig.add_axes((x0, top - hh, 0.985 - x0, hh)))
+                top -= hh + gap
+            for ax in self.trace_axes[1:]:
+                ax.sharex(self.trace_axes[0])
+            draw_traces(self.trace_axes, track, layout)
+            self.trace_axes[0].set_title("neuron states", fontsize=9, loc="left")
+            if has_wiring:
+                self.ax_wiring = fig.add_axes((left_w + 0.01, 0.01, 0.98 - left_w, 0.37))
+                draw_wiring(self.ax_wiring, layout, labels=True, node_size=0.0)
+                self.ax_wiring.set_title(
+                    "wiring, neurons coloured by activity", fontsize=9, loc="left"
+                )
+        self.background = figure_to_array(fig)
+        # Pixel geometry of the moving parts.
+        self.cam_rect = _axes_rect(self.ax_cam, height_px)
+        self._time_axes = [self.ax_cmd, *self.trace_axes]
+        self._time_rects = [_axes_rect(ax, height_px) for ax in self._time_axes]
+        t = track.time_s
+        self._marker_x = [
+            _to_pixels(ax, np.stack([t, np.zeros_like(t)], 1), height_px)[:, 0]
+            for ax in self._time_axes
+        ]
+        self._map_rect = _axes_rect(self.ax_map, height_px)
+        self._car_px = _to_pixels(self.ax_map, np.stack([track.x_m, track.y_m], 1), height_px)
+        self._lut = _lut(ACTIVITY_CMAP)
+        self._nodes: np.ndarray | None = None
+        self._sensory_nodes: np.ndarray | None = None
+        if self.ax_wiring is not None and layout is not None:
+            pos = wiring_positions(layout)
+            self._nodes = _to_pixels(
+                self.ax_wiring,
+                np.array([pos[("neuron", i)] for i in range(layout.size)]),
+                height_px,
+            )
+            if layout.sensory_adjacency is not None:
+                s = layout.sensory_adjacency.shape[0]
+                self._sensory_nodes = _to_pixels(
+                    self.ax_wiring, np.array([pos[(SENSORY, i)] for i in range(s)]), height_px
+                )
+            self._activity = normalise_activity(track.states) if track.states is not None else None
+            self._sensory_activity = (
+                normalise_activity(track.sensory) if track.sensory is not None else None
+            )
+        fig.clear()
+
+    def _colour(self, value: float) -> tuple[int, int, int]:
+        k = int(np.clip((value + 1.0) * 127.5, 0, 255))
+        r, g, b = self._lut[k]
+        return int(r), int(g), int(b)
+
+    def render(self, step: int, camera: np.ndarray) -> np.ndarray:
+        """One video frame for step ``step``.
+
+        Args:
+            step: Index into the rollout, 0..T-1.
+            camera: uint8 (h, w, 3) RGB, the camera image (with any saliency overlay).
+
+        Returns:
+            uint8 (H, W, 3) RGB frame.
+        """
+        if not 0 <= step < len(self.track):
+            raise VisualizeError(f"step {step} outside 0..{len(self.track) - 1}")
+        frame = self.background.copy()
+        r = self.cam_rect
+        frame[r.y0 : r.y1, r.x0 : r.x1] = cv2.resize(
+            camera, (r.w, r.h), interpolation=cv2.INTER_LINEAR
+        )
+        t = self.track.time_s[step]
+        cv2.putText(
+            frame,
+            f"t = {t:5.1f} s",
+            (r.x0 + 6, r.y0 + 18),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
+        # Fade the future on every time axis and draw the time marker.
+        for rect, xs in zip(self._time_rects, self._marker_x, strict=True):
+            x = int(np.clip(xs[step], rect.x0, rect.x1 - 1) + 0.5)
+            region = frame[rect.y0 : rect.y1, x + 1 : rect.x1]
+            region[:] = (region.astype(np.uint16) * 2 + 255) // 3  # 2/3 image, 1/3 white
+            cv2.line(frame, (x, rect.y0), (x, rect.y1 - 1), (0, 0, 0), 1, cv2.LINE_AA)
+        self._draw_car(frame, step)
+        if self._nodes is not None:
+            self._draw_nodes(frame, step)
+        return frame
+
+    def _draw_car(self, frame: np.ndarray, step: int) -> None:
+        x, y = self._car_px[step]
+        yaw = float(self.track.yaw_rad[step])
+        # Image rows grow downwards, so the heading's y component flips sign.
+        fwd = np.array([np.cos(yaw), -np.sin(yaw)])
+        left = np.array([-fwd[1], fwd[0]])
+        tip = np.array([x, y]) + 11 * fwd
+        back = np.array([x, y]) - 6 * fwd
+        pts = np.array([tip, back + 6 * left, back - 6 * left])
+        cv2.fillPoly(frame, [np.round(pts * 16).astype(np.int32)], (214, 39, 40), cv2.LINE_AA, 4)
+        cv2.polylines(
+            frame, [np.round(pts * 16).astype(np.int32)], True, (0, 0, 0), 1, cv2.LINE_AA, 4
+        )
+
+    def _draw_nodes(self, frame: np.ndarray, step: int) -> None:
+        assert self._nodes is not None
+        if self._sensory_nodes is not None:
+            for k, (x, y) in enumerate(self._sensory_nodes):
+                colour = (
+                    self._colour(self._sensory_activity[step, k])
+                    if self._sensory_activity is not None
+                    else (160, 160, 160)
+                )
+                cv2.circle(frame, (round(x), round(y)), 3, colour, -1, cv2.LINE_AA)
+        if self._activity is None:
+            return
+        for k, (x, y) in enumerate(self._nodes):
+            c = (round(x), round(y))
+            cv2.circle(frame, c, 7, self._colour(self._activity[step, k]), -1, cv2.LINE_AA)
+            cv2.circle(frame, c, 7, (50, 50, 50), 1, cv2.LINE_AA)
+
+
+def render_video(
+    path: Path,
+    renderer: FrameRenderer,
+    cameras: Iterator[np.ndarray],
+    fps: float,
+    every: int = 1,
+    scale: float = 1.0,
+) -> int:
+    """Renders every ``every``-th step of the rollout into a video; returns the frame count.
+
+    Args:
+        path: ``.mp4`` (H.264) or ``.gif``.
+        renderer: The frame renderer of the rollout.
+        cameras: One camera image (with overlay) per step, in order, uint8 (h, w, 3).
+        fps: Frames per second of the written video.
+        every: Keep one step in ``every`` (for a lighter GIF).
+        scale: Resize factor of the written frames (the size is rounded to even pixels).
+    """
+    from tqdm import tqdm
+
+    if every < 1:
+        raise VisualizeError(f"every must be >= 1, got {every}")
+    if not 0 < scale <= 1:
+        raise VisualizeError(f"scale must be in (0, 1], got {scale}")
+    h, w = renderer.size
+    out_w, out_h = int(w * scale) // 2 * 2, int(h * scale) // 2 * 2
+    n = 0
+    with VideoWriter(path, out_w, out_h, fps) as writer:
+        for step, camera in enumerate(tqdm(cameras, total=len(renderer.track), desc=path.name)):
+            if step % every:
+                continue
+            frame = renderer.render(step, camera)
+            if (out_h, out_w) != frame.shape[:2]:
+                frame = cv2.resize(frame, (out_w, out_h), interpolation=cv2.INTER_AREA)
+            writer.write(frame)
+            n += 1
+    return n
