@@ -915,3 +915,83 @@ def render_video(
             writer.write(frame)
             n += 1
     return n
+
+
+# ------------------------------------------------------------------------ rollouts on disk
+def resolve_episode(path: Path, episode: int | None = None) -> Path:
+    """The episode folder meant by ``path``: an episode folder, or a dataset/rollout folder.
+
+    Args:
+        path: ``<root>/episodes/episode_N``, or ``<root>`` (a dataset or an evaluation's
+            rollout folder holding ``meta/info.json``).
+        episode: Episode id to take from ``<root>``; None: the first one. Must be None when
+            ``path`` is already an episode folder.
+
+    Raises:
+        VisualizeError: If nothing there is an episode (the message says what was found).
+    """
+    from driving import episodes as E
+
+    path = Path(path)
+    if E.EPISODE_NAME_RE.match(path.name) and path.is_dir():
+        if episode is not None and int(E.EPISODE_NAME_RE.match(path.name).group(1)) != episode:
+            raise VisualizeError(f"{path} is an episode folder itself; drop --episode {episode}")
+        return path
+    try:
+        found = E.list_episodes(path)
+    except E.EpisodeFormatError as e:
+        raise VisualizeError(f"--rollout {path}: {e}") from e
+    if not found:
+        raise VisualizeError(f"--rollout {path}: the dataset has no finished episode")
+    if episode is None:
+        return found[0]
+    chosen = E.episode_dir(path, episode)
+    if chosen not in found:
+        ids = [p.name for p in found[:5]]
+        raise VisualizeError(f"--rollout {path}: no episode {episode} (first ones: {ids})")
+    return chosen
+
+
+def neuron_columns(columns: dict[str, np.ndarray]) -> list[str]:
+    """Names of the neuron-state columns of a rollout, in state order (``neuron_000`` ...)."""
+    from driving import episodes as E
+
+    names = sorted(c for c in columns if c.startswith(E.NEURON_PREFIX))
+    expected = [E.neuron_column(i) for i in range(len(names))]
+    if names != expected:
+        raise VisualizeError(f"neuron columns are not numbered 0..{len(names) - 1}: {names[:5]}")
+    return names
+
+
+def track_from_episode(episode: Any) -> RolloutTrack:
+    """The per-step signals of a ``driving.episodes.Episode`` (a rollout or a recording).
+
+    A rollout has ``curvature_pred`` and neuron columns; for a recorded demonstration (no
+    prediction) the executed ``curvature_applied`` is drawn as the driver's command and there
+    are no states.
+    """
+    from driving import episodes as E
+
+    cols = episode.columns
+    pred = cols.get(E.CURVATURE_PRED)
+    if pred is None:
+        logger.info(
+            "%s has no %s column: drawing %s", episode.path, E.CURVATURE_PRED, E.CURVATURE_APPLIED
+        )
+        pred = cols[E.CURVATURE_APPLIED]
+    names = neuron_columns(cols)
+    states = np.stack([cols[n] for n in names], axis=1) if names else None
+    return RolloutTrack(
+        t_s=cols[E.T_S],
+        curvature_pred=pred,
+        curvature_expert=cols[E.CURVATURE_EXPERT],
+        x_m=cols[E.X_M],
+        y_m=cols[E.Y_M],
+        yaw_rad=cols[E.YAW_RAD],
+        intervention=cols[E.INTERVENTION],
+        states=states,
+        title=(
+            f"{episode.path.name}: town {episode.town}, weather {episode.weather}, "
+            f"{len(episode)} steps, {int(cols[E.INTERVENTION].sum())} interventions"
+        ),
+    )

@@ -177,3 +177,49 @@ def test_video_writer_rejects_bad_sizes_and_suffixes(tmp_path):
         VideoWriter(tmp_path / "a.avi", 320, 240, 20)
     with VideoWriter(tmp_path / "b.mp4", 320, 240, 20) as w, pytest.raises(VisualizeError):
         w.write(np.zeros((240, 320), np.uint8))
+
+
+def _write_rollout(root: Path, steps: int = T, neurons: int = 6) -> Path:
+    from driving import episodes as E
+
+    E.create_or_open_dataset(
+        root, E.DatasetInfo("builtin", {"width_px": 40, "height_px": 16}, 20.0)
+    )
+    extra = {E.CURVATURE_PRED: "1/m"} | {E.neuron_column(i): "1" for i in range(neurons)}
+    track = _track()
+    with E.EpisodeWriter(root, {"town": "hills", "weather": "noon"}, extra, fsync=False) as w:
+        for i in range(steps):
+            row = {c: 0.0 for c in E.BASE_COLUMN_NAMES if c != E.FRAME_INDEX}
+            row |= {
+                E.T_S: track.t_s[i],
+                E.CURVATURE_EXPERT: track.curvature_expert[i],
+                E.CURVATURE_PRED: track.curvature_pred[i],
+                E.X_M: track.x_m[i],
+                E.Y_M: track.y_m[i],
+                E.YAW_RAD: track.yaw_rad[i],
+                E.INTERVENTION: bool(track.intervention[i]),
+                E.NOISE_ACTIVE: False,
+                E.COLLISION: False,
+            }
+            row |= {E.neuron_column(k): track.states[i, k] for k in range(neurons)}
+            w.write_step(np.full((16, 40, 3), 10 * i, np.uint8), row)
+        return w.finish({"outcome": "route_complete"})
+
+
+def test_track_from_a_rollout_on_disk_keeps_the_state_order(tmp_path):
+    from driving.episodes import read_episode
+    from driving.visualize import resolve_episode, track_from_episode
+
+    path = _write_rollout(tmp_path / "rollouts")
+    assert resolve_episode(tmp_path / "rollouts") == path
+    assert resolve_episode(path) == path
+    track = track_from_episode(read_episode(path))
+    want = _track()
+    assert np.allclose(track.states, want.states)
+    assert np.allclose(track.curvature_pred, want.curvature_pred)
+    assert np.array_equal(track.intervention, want.intervention)
+    assert "hills" in track.title and "1 interventions" in track.title
+    with pytest.raises(VisualizeError, match="no episode 7"):
+        resolve_episode(tmp_path / "rollouts", 7)
+    with pytest.raises(VisualizeError, match="not an episode dataset"):
+        resolve_episode(tmp_path)
