@@ -1,0 +1,64 @@
+import pytest
+import torch
+
+from perception.encoder import ConvHead, ConvHeadConfig, EncoderConfigError
+
+
+def test_default_head_has_the_ncp_parameter_count_and_shapes():
+    head = ConvHead()
+    assert sum(p.numel() for p in head.parameters()) == 79_420
+    feats, maps = head.forward_with_maps(torch.randn(2, 3, 78, 200))
+    assert feats.shape == (2, 32)
+    assert [tuple(m.shape[1:]) for m in maps] == [
+        (24, 39, 100),
+        (36, 20, 50),
+        (48, 10, 25),
+        (64, 10, 25),
+        (8, 10, 25),
+    ]
+    assert head.config.map_size == (10, 25)
+    assert (feats >= 0).all()  # ReLU after each per-map Linear
+
+
+def test_each_group_of_four_features_sees_only_its_own_map():
+    head = ConvHead()
+    maps = torch.randn(1, 8, 10, 25, requires_grad=True)
+    feats = head.per_map(maps)
+    # Use pre-activation so ReLU zeros cannot hide a dependency.
+    pre = torch.einsum("ncv,cfv->ncf", maps.flatten(2), head.per_map.weight)
+    for c in range(8):
+        (grad,) = torch.autograd.grad(pre[0, c].sum(), maps, retain_graph=True)
+        touched = grad.abs().sum(dim=(0, 2, 3)) > 0
+        assert touched.tolist() == [i == c for i in range(8)]
+    assert feats.shape == (1, 32)
+
+
+def test_head_is_configurable_and_round_trips():
+    cfg = ConvHeadConfig(
+        input_height_px=40,
+        input_width_px=64,
+        channels=(8, 4),
+        kernel_sizes=(3, 3),
+        strides=(2, 2),
+        features_per_map=2,
+    )
+    head = ConvHead(cfg)
+    assert head(torch.randn(3, 3, 40, 64)).shape == (3, 8)
+    assert ConvHeadConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_bad_configs_and_inputs_are_clear_errors():
+    with pytest.raises(EncoderConfigError, match="odd"):
+        ConvHeadConfig(kernel_sizes=(5, 5, 4, 3, 3))
+    with pytest.raises(EncoderConfigError, match="same non-zero length"):
+        ConvHeadConfig(channels=(24, 36))
+    with pytest.raises(EncoderConfigError, match=r"\(N, 3, 78, 200\)"):
+        ConvHead()(torch.randn(1, 3, 66, 200))
+    with pytest.raises(EncoderConfigError, match="unknown"):
+        ConvHeadConfig.from_dict({"channelz": [1]})
+
+
+def test_conv_biases_start_at_ncp_value():
+    head = ConvHead()
+    for conv in head.convs:
+        assert torch.all(conv.bias == 0.01)
