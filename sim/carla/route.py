@@ -1,0 +1,190 @@
+"""A route along lane-centre waypoints, in our frame, and the vehicle's projection onto it.
+
+The environment builds one route per episode by walking ``Waypoint.next(step)`` from the
+start waypoint; where ``next`` returns several waypoints (a junction: one per branch) one is
+chosen at random with the episode's generator. Every privileged quantity of the contract
+(lateral offset, heading error, road curvature, progress, lane half width) is measured
+against this route, so the expert and the metrics agree on which way the car should go
+through a junction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sim.carla.convert import wrap_angle, xy_from_carla, yaw_from_carla
+
+
+class RouteError(RuntimeError):
+    """The map gave no usable route from the start waypoint."""
+
+
+@dataclass(frozen=True)
+class Projection:
+    """The vehicle reference point projected onto the route."""
+
+    index: int
+    """Index of the route segment ``[index, index + 1]`` holding the projection."""
+    s_m: float
+    """Arc length along the route at the projection, m."""
+    lateral_offset_m: float
+    """Signed distance from the lane centre, m, positive = left of it."""
+    heading_error_rad: float
+    """Vehicle yaw minus lane heading, rad, wrapped, positive = pointing left."""
+    road_curvature: float
+    """Curvature of the lane centre at the projection, 1/m, positive = bends left."""
+    lane_half_width_m: float
+    """Half the width of the lane at the projection, m."""
+    x_m: float
+    """Our-frame x of the projected point on the lane centre, m."""
+    y_m: float
+    """Our-frame y of the projected point on the lane centre, m."""
+    yaw_rad: float
+    """Lane heading at the projection, rad."""
+
+
+class Route:
+    """A polyline of lane-centre points with arc length, heading, curvature and lane width.
+
+    Args:
+        x_m, y_m: Lane-centre points in our frame, m, at least two, distinct neighbours.
+        half_width_m: Half the lane width at each point, m.
+        junction: Whether each point lies inside a junction.
+        curvature_window_m: Arc length over which the heading is differentiated for the
+            curvature, m (waypoints are piecewise, so a point difference is noisy).
+    """
+
+    def __init__(
+        self,
+        x_m: np.ndarray,
+        y_m: np.ndarray,
+        half_width_m: np.ndarray,
+        junction: np.ndarray,
+        curvature_window_m: float = 4.0,
+    ) -> None:
+        self.x = np.asarray(x_m, dtype=np.float64)
+        self.y = np.asarray(y_m, dtype=np.float64)
+        if self.x.shape != self.y.shape or self.x.ndim != 1 or self.x.size < 2:
+            raise RouteError(f"a route needs at least two points, got {self.x.size}")
+        seg = np.hypot(np.diff(self.x), np.diff(self.y))
+        if np.any(seg <= 1e-6):
+            raise RouteError("route has repeated points")
+        self.half_width = np.asarray(half_width_m, dtype=np.float64)
+        self.junction = np.asarray(junction, dtype=bool)
+        self.s = np.concatenate([[0.0], np.cumsum(seg)])
+        seg_yaw = np.arctan2(np.diff(self.y), np.diff(self.x))
+        self.seg_yaw = seg_yaw
+        # Unwrapped heading per point (segment headings averaged at the joints).
+        unwrapped = np.unwrap(seg_yaw)
+        pt_yaw = np.concatenate(
+            [[unwrapped[0]], (unwrapped[:-1] + unwrapped[1:]) / 2, [unwrapped[-1]]]
+        )
+        self._yaw_unwrapped = pt_yaw
+        half = curvature_window_m / 2.0
+        lo = np.interp(self.s - half, self.s, pt_yaw)
+        hi = np.interp(self.s + half, self.s, pt_yaw)
+        span = np.minimum(self.s + half, self.s[-1]) - np.maximum(self.s - half, 0.0)
+        self.curvature = np.where(span > 0, (hi - lo) / np.maximum(span, 1e-9), 0.0)
+
+    @property
+    def length_m(self) -> float:
+        """Total arc length, m."""
+        return float(self.s[-1])
+
+    def point_at(self, s_m: float) -> tuple[float, float, float]:
+        """Our-frame ``(x, y, yaw)`` of the lane centre at arc length ``s_m`` (clamped)."""
+        s = min(max(s_m, 0.0), self.length_m)
+        x = float(np.interp(s, self.s, self.x))
+        y = float(np.interp(s, self.s, self.y))
+        yaw = wrap_angle(float(np.interp(s, self.s, self._yaw_unwrapped)))
+        return x, y, yaw
+
+    def project(
+        self, x_m: float, y_m: float, yaw_rad: float, hint: int = 0, window: int = 60
+    ) -> Projection:
+        """Projects a pose onto the route near segment ``hint``.
+
+        Only segments ``hint - 5 .. hint + window`` are searched, so a route that passes the
+        same place twice (a loop, a crossing) is followed in order.
+        """
+        n = self.x.size - 1
+        lo, hi = max(hint - 5, 0), min(hint + window, n)
+        ax, ay = self.x[lo:hi], self.y[lo:hi]
+        dx, dy = self.x[lo + 1 : hi + 1] - ax, self.y[lo + 1 : hi + 1] - ay
+        seg_len2 = dx * dx + dy * dy
+        t = np.clip(((x_m - ax) * dx + (y_m - ay) * dy) / seg_len2, 0.0, 1.0)
+        px, py = ax + t * dx, ay + t * dy
+        d2 = (x_m - px) ** 2 + (y_m - py) ** 2
+        k = int(np.argmin(d2))
+        i = lo + k
+        seg_len = math.sqrt(seg_len2[k])
+        tx, ty = dx[k] / seg_len, dy[k] / seg_len
+        # Positive when the point is left of the direction of travel (z of t x d).
+        lateral = tx * (y_m - py[k]) - ty * (x_m - px[k])
+        s = float(self.s[i] + t[k] * seg_len)
+        lane_yaw = self.point_at(s)[2]
+        return Projection(
+            index=i,
+            s_m=s,
+            lateral_offset_m=float(lateral),
+            heading_error_rad=wrap_angle(yaw_rad - lane_yaw),
+            road_curvature=float(np.interp(s, self.s, self.curvature)),
+            lane_half_width_m=float(np.interp(s, self.s, self.half_width)),
+            x_m=float(px[k]),
+            y_m=float(py[k]),
+            yaw_rad=lane_yaw,
+        )
+
+
+def plan_route(
+    start_waypoint: Any,
+    length_m: float,
+    choose: Callable[[int], int],
+    step_m: float = 1.0,
+) -> Route:
+    """Walks lane-centre waypoints from ``start_waypoint`` for ``length_m`` metres.
+
+    Args:
+        start_waypoint: A CARLA ``Waypoint`` (or the stand-in's) on the lane centre.
+        length_m: Arc length wanted, m; the route is shorter if the lane dead-ends.
+        choose: ``choose(n) -> i`` picks a branch where ``next`` offers ``n > 1``
+            (the environment passes its seeded generator: random turns at junctions).
+        step_m: Waypoint spacing, m.
+
+    Returns:
+        The route in our frame.
+
+    Raises:
+        RouteError: If the start waypoint has no successor at all.
+    """
+    wps = [start_waypoint]
+    n_steps = math.ceil(length_m / step_m)
+    wp = start_waypoint
+    for _ in range(n_steps):
+        nxt = wp.next(step_m)
+        if not nxt:
+            break
+        wp = nxt[choose(len(nxt))] if len(nxt) > 1 else nxt[0]
+        wps.append(wp)
+    xs, ys, hw, junc = [], [], [], []
+    for w in wps:
+        x, y = xy_from_carla(w.transform.location)
+        if xs and math.hypot(x - xs[-1], y - ys[-1]) < 1e-3:
+            continue
+        xs.append(x)
+        ys.append(y)
+        hw.append(float(w.lane_width) / 2.0)
+        junc.append(bool(w.is_junction))
+    if len(xs) < 2:
+        raise RouteError("no lane continues from the start waypoint (a dead end)")
+    return Route(np.array(xs), np.array(ys), np.array(hw), np.array(junc))
+
+
+def waypoint_yaw(waypoint: Any) -> float:
+    """A waypoint's lane heading in our frame, rad."""
+    return yaw_from_carla(waypoint.transform.rotation.yaw)
