@@ -123,13 +123,19 @@ class CameraSpec:
         return cls(**d)
 
 
-def observation_space(camera: CameraSpec, max_speed_mps: float = 60.0) -> spaces.Dict:
-    """The observation space of every simulator for a camera spec."""
+def observation_space(
+    camera: CameraSpec, max_speed_mps: float = 60.0, max_time_s: float = 1.0e6
+) -> spaces.Dict:
+    """The observation space of every simulator for a camera spec.
+
+    ``max_time_s`` bounds ``t_s``; it is finite so that gymnasium's ``check_env`` does not warn
+    about an infinite Box bound.
+    """
     return spaces.Dict(
         {
             IMAGE: spaces.Box(0, 255, (camera.height_px, camera.width_px, 3), np.uint8),
             SPEED_MPS: spaces.Box(0.0, max_speed_mps, (1,), np.float32),
-            T_S: spaces.Box(0.0, np.inf, (1,), np.float64),
+            T_S: spaces.Box(0.0, max_time_s, (1,), np.float64),
         }
     )
 

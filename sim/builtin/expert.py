@@ -1,0 +1,85 @@
+"""The privileged expert: pure pursuit on the right-lane centre.
+
+It reads the true vehicle pose and the road from the environment (it is privileged; a
+policy never sees these) and aims at the lane-centre point a speed-dependent look-ahead
+distance ahead: ``ld = clip(ld_min + ld_gain * v, ld_min, ld_max)``. The pursuit curvature
+is ``kappa = 2 * y_t / (x_t^2 + y_t^2)`` for the target at (x_t, y_t) in the vehicle frame.
+
+To compensate the steering actuator's lag it plans from the pose the car will reach after
+``lag_s`` seconds on its current curvature. It satisfies the ``Driver`` protocol of
+``driving/rollout.py``: ``reset() -> None`` and ``act(obs, state) -> (curvature (1,), state)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from sim.builtin.env import BuiltinDrivingEnv
+
+
+@dataclass(frozen=True)
+class ExpertConfig:
+    """Gains of the pure-pursuit expert."""
+
+    lookahead_min_m: float = 4.0
+    """Shortest look-ahead distance, m."""
+    lookahead_gain_s: float = 0.25
+    """Look-ahead added per m/s of speed, s."""
+    lookahead_max_m: float = 12.0
+    """Longest look-ahead distance, m."""
+    lag_s: float = 0.1
+    """Prediction horizon that compensates the steering actuator lag, s."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.lookahead_min_m <= self.lookahead_max_m:
+            raise ValueError(
+                "need 0 < lookahead_min_m <= lookahead_max_m, got "
+                f"{self.lookahead_min_m}, {self.lookahead_max_m}"
+            )
+        if self.lookahead_gain_s < 0 or self.lag_s < 0:
+            raise ValueError(f"gains must be >= 0, got {self.lookahead_gain_s}, {self.lag_s}")
+
+
+class PurePursuitExpert:
+    """Pure pursuit on the ego lane centre of a :class:`BuiltinDrivingEnv` (privileged)."""
+
+    def __init__(self, env: BuiltinDrivingEnv, config: ExpertConfig | None = None) -> None:
+        self.env = env
+        self.config = config or ExpertConfig()
+
+    def reset(self) -> None:
+        """Stateless: returns ``None``."""
+        return None
+
+    def curvature(self) -> float:
+        """The expert's curvature command for the env's current state, 1/m."""
+        env, cfg = self.env, self.config
+        st = env.vehicle.state
+        road = env.road
+        v = st.speed_mps
+        # predicted pose after the actuator lag, on the current curvature
+        d = v * cfg.lag_s
+        k_now = math.tan(st.steer_rad) / env.vehicle.params.wheelbase_m
+        yaw = st.yaw_rad + k_now * d
+        x = st.x_m + d * math.cos(st.yaw_rad + 0.5 * k_now * d)
+        y = st.y_m + d * math.sin(st.yaw_rad + 0.5 * k_now * d)
+        _, s, _, _, _ = road.project(x, y, env.road_index)
+        ld = min(
+            max(cfg.lookahead_min_m + cfg.lookahead_gain_s * v, cfg.lookahead_min_m),
+            cfg.lookahead_max_m,
+        )
+        tx, ty, _ = road.locate_scalar(s + ld, env.lane_offset_m)
+        dx, dy = tx - x, ty - y
+        c, sn = math.cos(yaw), math.sin(yaw)
+        xl = c * dx + sn * dy
+        yl = -sn * dx + c * dy
+        return 2.0 * yl / max(xl * xl + yl * yl, 1e-6)
+
+    def act(self, obs: Any, state: Any) -> tuple[np.ndarray, None]:
+        """Returns the curvature command (float32 (1,), 1/m) and ``None`` as state."""
+        return np.array([self.curvature()], dtype=np.float32), None

@@ -1,0 +1,402 @@
+"""The forward camera image and the bird's-eye view for people.
+
+Per frame (everything else is precomputed per episode):
+
+1. copy the precomputed sky (with the far-ground haze band) into a supersampled buffer;
+2. warp the current texture tile into the ground rows with one ``cv2.warpPerspective``
+   (the homography ``tile <- world <- vehicle <- image``, see :mod:`sim.builtin.camera`);
+3. downsample to the camera size with ``INTER_AREA`` (anti-aliased far field);
+4. apply the weather's per-pixel light map: ``out = img * gain + add`` (ambient light,
+   distance fog, headlight pool) plus sensor noise;
+5. draw the roadside billboards far to near, each with its distance-dependent light and fog;
+6. add rain streaks.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+
+import cv2
+import numpy as np
+
+from sim.builtin.camera import CameraModel
+from sim.builtin.roads import Road
+from sim.builtin.texture import GroundTexture
+from sim.builtin.towns import PROP_KINDS, PropSet
+from sim.builtin.weather import Weather
+
+VIEW_DISTANCE_M = 120.0
+"""Ground beyond this distance is drawn as the far-field haze band, m."""
+PROP_DISTANCE_M = 110.0
+"""Billboards beyond this distance are not drawn, m."""
+_SHIFT = 4
+_ONE = 1 << _SHIFT
+_KIND = {name: i for i, name in enumerate(PROP_KINDS)}
+
+
+def _headlight_gain(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Relative light of the low beams on ground/object points at vehicle-frame (X, Y)."""
+    d = np.hypot(X, Y)
+    ang = np.arctan2(Y, np.maximum(X, 1e-3))
+    falloff = np.minimum(1.0, (14.0 / np.maximum(d, 1.0)) ** 2)
+    cone = np.exp(-((ang / 0.38) ** 2))
+    near = np.clip((X - 1.5) / 2.0, 0.0, 1.0)  # nothing lit under the bonnet
+    return 1.3 * falloff * cone * near
+
+
+class Renderer:
+    """Renders one episode's camera frames.
+
+    Args:
+        camera: Output camera (supersample 1) and its pose.
+        road: The road.
+        texture: The ground texture tiles.
+        props: The roadside objects.
+        weather: Weather and lighting.
+        supersample: Supersampling factor of the ground warp.
+        rain_seed: Seed of the rain-streak patterns.
+    """
+
+    def __init__(
+        self,
+        camera: CameraModel,
+        road: Road,
+        texture: GroundTexture,
+        props: PropSet,
+        weather: Weather,
+        supersample: int = 2,
+        rain_seed: int = 0,
+    ) -> None:
+        self.road = road
+        self.texture = texture
+        self.props = props
+        self.weather = weather
+        self.cam = camera
+        self.cam_ss = CameraModel(
+            camera.spec,
+            supersample,
+            pitch_offset_rad=camera.pitch - math.radians(camera.spec.pitch_deg),
+            yaw_offset_rad=camera.yaw,
+            height_offset_m=camera.h - camera.spec.mount_height_m,
+        )
+        W, H = camera.width, camera.height
+        Ws, Hs = self.cam_ss.width, self.cam_ss.height
+        self.row0 = int(
+            min(max(math.ceil(self.cam_ss.row_at_distance(VIEW_DISTANCE_M)), 0), Hs - 1)
+        )
+        shift = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, float(self.row0)], [0.0, 0.0, 1.0]])
+        self._M = self.cam_ss.M @ shift  # sub-image pixel -> vehicle ground
+        self._sky_ss = self._make_sky(Ws, Hs)
+        self._buf_ss = np.empty((Hs, Ws, 3), np.uint8)
+        self._ground = self._buf_ss[self.row0 :]
+        self._img = np.empty((H, W, 3), np.uint8)
+        self._fbuf = np.empty((H, W, 3), np.float32)
+        self._gain, self._add = self._make_light_maps()
+        self._props_s = props.s.tolist()
+        self._rain = self._make_rain(rain_seed) if weather.rain > 0 else None
+        self._border = tuple(float(c) for c in texture.mean_ground)
+
+    # -----------------------------------------------------------------------------------------
+    # per-episode precomputation
+    def _make_sky(self, Ws: int, Hs: int) -> np.ndarray:
+        w = self.weather
+        cam = self.cam_ss
+        rows = np.arange(Hs, dtype=np.float64)
+        hz = cam.horizon_row
+        top = np.asarray(w.sky_top, np.float64)
+        bottom = np.asarray(w.sky_horizon, np.float64)
+        t = np.clip(
+            (rows - min(hz - 0.6 * Hs, -1.0)) / max(hz - min(hz - 0.6 * Hs, -1.0), 1.0), 0, 1
+        )
+        sky = top[None, :] + (bottom - top)[None, :] * (t[:, None] ** 1.5)
+        # below the horizon and beyond the view distance: ground faded into the haze
+        far = math.exp(-w.haze_per_m * VIEW_DISTANCE_M * 1.5)
+        ground = np.asarray(self.texture.mean_ground, np.float64) * np.asarray(w.light)
+        band = ground * far + np.asarray(w.haze_colour, np.float64) * (1 - far)
+        below = rows >= hz
+        blend = np.clip((rows - hz) / 2.0, 0, 1)[:, None]
+        sky[below] = (bottom * (1 - blend) + band * blend)[below]
+        img = np.repeat(sky[:, None, :], Ws, axis=1)
+        return np.clip(img, 0, 255).astype(np.uint8)
+
+    def _make_light_maps(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-pixel gain and offset at the output size (identity above the ground rows)."""
+        w, cam = self.weather, self.cam
+        H, W = cam.height, cam.width
+        vv, uu = np.mgrid[0:H, 0:W].astype(np.float64)
+        X, Y = cam.ground_points(uu, vv)
+        first_ground = (self.row0 + 0.5) / self.cam_ss.ss - 0.5
+        ground = np.isfinite(X) & (vv >= first_ground)
+        Xg = np.where(ground, X, 1e3)
+        Yg = np.where(ground, Y, 0.0)
+        dist = np.hypot(Xg - cam.C[0], Yg - cam.C[1])
+        fog = np.exp(-w.haze_per_m * dist)
+        light = np.asarray(w.light, np.float64)[None, None, :] * np.ones((H, W, 1))
+        if w.headlights:
+            light = light + _headlight_gain(Xg, Yg)[..., None]
+        gain = light * fog[..., None]
+        add = np.asarray(w.haze_colour, np.float64)[None, None, :] * (1.0 - fog)[..., None]
+        gain[~ground] = 1.0
+        add[~ground] = 0.0
+        return gain.astype(np.float32), add.astype(np.float32)
+
+    def _make_rain(self, seed: int) -> list[np.ndarray]:
+        rng = np.random.default_rng([seed, 99])
+        H, W = self.cam.height, self.cam.width
+        layers = []
+        for _ in range(8):
+            layer = np.zeros((H, W, 3), np.uint8)
+            n = int(self.weather.rain * W * H / 120)
+            x0 = rng.uniform(0, W, n)
+            y0 = rng.uniform(-0.2 * H, H, n)
+            length = rng.uniform(0.05, 0.18, n) * H
+            for i in range(n):
+                p0 = (int(x0[i] * _ONE), int(y0[i] * _ONE))
+                p1 = (int((x0[i] - 0.15 * length[i]) * _ONE), int((y0[i] + length[i]) * _ONE))
+                v = int(rng.uniform(25, 60))
+                cv2.line(layer, p0, p1, (v, v, v), 1, cv2.LINE_AA, _SHIFT)
+            layers.append(layer)
+        return layers
+
+    # -----------------------------------------------------------------------------------------
+    def render(
+        self,
+        x: float,
+        y: float,
+        yaw: float,
+        s: float,
+        noise_std: float = 0.0,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
+        """Renders the camera frame for a vehicle pose.
+
+        Args:
+            x: Vehicle x (rear axle), m.
+            y: Vehicle y, m.
+            yaw: Vehicle yaw, rad.
+            s: Arc length of the vehicle's projection on the road (picks the texture tile), m.
+            noise_std: Std of additive Gaussian noise on [0, 1] images (0 = none).
+            rng: Source of the noise and the rain pattern choice (required if either is used).
+
+        Returns:
+            A new (H, W, 3) uint8 RGB image.
+        """
+        tile = self.texture.tile_at(s)
+        c, sn = math.cos(yaw), math.sin(yaw)
+        T = np.array([[c, -sn, x], [sn, c, y], [0.0, 0.0, 1.0]])
+        H = tile.world_to_px @ T @ self._M
+        buf = self._buf_ss
+        np.copyto(buf, self._sky_ss)
+        cv2.warpPerspective(
+            tile.image,
+            H,
+            (self._ground.shape[1], self._ground.shape[0]),
+            dst=self._ground,
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=self._border,
+        )
+        img = self._img
+        cv2.resize(buf, (img.shape[1], img.shape[0]), dst=img, interpolation=cv2.INTER_AREA)
+        fb = self._fbuf
+        np.multiply(img, self._gain, out=fb)
+        np.add(fb, self._add, out=fb)
+        std = math.hypot(noise_std, self.weather.grain_std)
+        if std > 0 and rng is not None:
+            fb += rng.standard_normal(fb.shape, dtype=np.float32) * np.float32(255.0 * std)
+        out = np.empty_like(img)
+        np.clip(fb, 0, 255, out=fb)
+        cv2.convertScaleAbs(fb, dst=out)
+        self._draw_props(out, x, y, c, sn, s)
+        if self._rain is not None and rng is not None:
+            cv2.add(out, self._rain[int(rng.integers(len(self._rain)))], dst=out)
+        return out
+
+    def _draw_props(
+        self, img: np.ndarray, x: float, y: float, c: float, sn: float, s: float
+    ) -> None:
+        props = self.props
+        lo = bisect.bisect_left(self._props_s, s - 15.0)
+        hi = bisect.bisect_right(self._props_s, s + PROP_DISTANCE_M)
+        if hi <= lo:
+            return
+        dx = props.x[lo:hi] - x
+        dy = props.y[lo:hi] - y
+        X = c * dx + sn * dy
+        Y = -sn * dx + c * dy
+        cam = self.cam
+        u, vb, depth = cam.project(X, Y, 0.0)
+        heights = props.height[lo:hi]
+        _, vt, _ = cam.project(X, Y, heights)
+        f = cam.f
+        W = cam.width
+        wpx = f * props.width[lo:hi] / np.maximum(depth, 1e-3)
+        vis = (depth > 1.0) & (u + wpx > 0) & (u - wpx < W) & (vt < cam.height)
+        idx = np.nonzero(vis)[0]
+        if idx.size == 0:
+            return
+        idx = idx[np.argsort(-depth[idx], kind="stable")]
+        w = self.weather
+        dist = np.hypot(X[idx], Y[idx])
+        fog = np.exp(-w.haze_per_m * dist)[:, None, None]
+        light = np.asarray(w.light, np.float32)[None, None, :]
+        if w.headlights:
+            light = light + _headlight_gain(X[idx], Y[idx]).astype(np.float32)[:, None, None]
+        cols = props.colour[lo:hi][idx] * light * fog + np.asarray(w.haze_colour, np.float32) * (
+            1 - fog
+        )
+        cols = np.clip(cols, 0, 255)
+        kinds = props.kind[lo:hi][idx].tolist()
+        us = u[idx].tolist()
+        vbs = vb[idx].tolist()
+        vts = vt[idx].tolist()
+        ws = wpx[idx].tolist()
+        cols_l = cols.tolist()
+        for j in range(idx.size):
+            _draw_billboard(img, kinds[j], us[j], vbs[j], vts[j], ws[j], cols_l[j][0], cols_l[j][1])
+
+    # -----------------------------------------------------------------------------------------
+    def birdseye(
+        self,
+        x: float,
+        y: float,
+        yaw: float,
+        s: float,
+        camera_image: np.ndarray | None = None,
+        size_px: int = 320,
+        metres: float = 60.0,
+        route_end_s: float | None = None,
+        vehicle_size: tuple[float, float] = (4.5, 1.8),
+        rear_overhang_m: float = 0.9,
+    ) -> np.ndarray:
+        """A top-down view centred ahead of the car (forward = up) for people.
+
+        Shows the textured world, the route ahead (the right-lane centre, blue), the car (red)
+        and, top left, the camera frame.
+        """
+        tile = self.texture.tile_at(s)
+        scale = metres / size_px  # m per output px
+        c, sn = math.cos(yaw), math.sin(yaw)
+        # output px (col, row) -> vehicle frame: forward = up, left = left
+        fwd_c = 0.3 * metres
+        out_to_veh = np.array(
+            [
+                [0.0, -scale, fwd_c + scale * size_px / 2],
+                [-scale, 0.0, scale * size_px / 2],
+                [0.0, 0.0, 1.0],
+            ]
+        )
+        T = np.array([[c, -sn, x], [sn, c, y], [0.0, 0.0, 1.0]])
+        Hm = tile.world_to_px @ T @ out_to_veh
+        view = cv2.warpAffine(
+            tile.image,
+            Hm[:2],
+            (size_px, size_px),
+            flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=self._border,
+        )
+        veh_to_out = np.linalg.inv(out_to_veh)
+
+        def to_px(wx: np.ndarray, wy: np.ndarray) -> np.ndarray:
+            dx, dy = wx - x, wy - y
+            X = c * dx + sn * dy
+            Y = -sn * dx + c * dy
+            p = veh_to_out @ np.stack([X, Y, np.ones_like(X)])
+            return np.round(np.stack([p[0], p[1]], axis=1) * _ONE).astype(np.int32)
+
+        end = s + metres if route_end_s is None else min(s + metres, route_end_s)
+        ss = np.linspace(s, max(end, s + 1.0), 60)
+        rx, ry, _ = self.road.locate(ss, -0.5 * self.road.lane_width_m)
+        cv2.polylines(view, [to_px(rx, ry)], False, (40, 110, 255), 2, cv2.LINE_AA, _SHIFT)
+        lo = bisect.bisect_left(self._props_s, s - metres)
+        hi = bisect.bisect_right(self._props_s, s + metres)
+        if hi > lo:
+            pts = to_px(self.props.x[lo:hi], self.props.y[lo:hi])
+            for p, col in zip(pts, self.props.colour[lo:hi, 0].tolist(), strict=True):
+                cv2.circle(view, (int(p[0]), int(p[1])), 3 * _ONE, col, -1, cv2.LINE_AA, _SHIFT)
+        length, width = vehicle_size
+        corners_v = np.array(
+            [
+                [-rear_overhang_m, -width / 2],
+                [length - rear_overhang_m, -width / 2],
+                [length - rear_overhang_m, width / 2],
+                [-rear_overhang_m, width / 2],
+            ]
+        )
+        wx = x + c * corners_v[:, 0] - sn * corners_v[:, 1]
+        wy = y + sn * corners_v[:, 0] + c * corners_v[:, 1]
+        cv2.fillConvexPoly(view, to_px(wx, wy), (220, 30, 30), cv2.LINE_AA, _SHIFT)
+        if camera_image is not None:
+            h, w = camera_image.shape[:2]
+            k = min(1.0, (size_px * 0.6) / w)
+            small = cv2.resize(camera_image, (int(w * k), int(h * k)), interpolation=cv2.INTER_AREA)
+            view[2 : 2 + small.shape[0], 2 : 2 + small.shape[1]] = small
+        return view
+
+
+def _draw_billboard(
+    img: np.ndarray, kind: int, u: float, vb: float, vt: float, wpx: float, main, second
+) -> None:
+    """Draws one object standing on the ground at pixel (u, vb), top at row vt, width wpx."""
+    h = vb - vt
+    if h < 0.6:
+        return
+    aa = cv2.LINE_AA
+    one = _ONE
+
+    def rect(x0: float, y0: float, x1: float, y1: float, col) -> None:
+        pts = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) * one
+        cv2.fillConvexPoly(img, pts.astype(np.int32), col, aa, _SHIFT)
+
+    def ellipse(cx: float, cy: float, ax: float, ay: float, col) -> None:
+        cv2.ellipse(
+            img,
+            (int(cx * one), int(cy * one)),
+            (max(int(ax * one), 1), max(int(ay * one), 1)),
+            0,
+            0,
+            360,
+            col,
+            -1,
+            aa,
+            _SHIFT,
+        )
+
+    if kind == _KIND["tree"]:
+        tw = max(wpx * 0.12, 0.6)
+        rect(u - tw / 2, vb - 0.45 * h, u + tw / 2, vb, second)
+        ellipse(u, vb - 0.62 * h, wpx / 2, 0.38 * h, main)
+    elif kind == _KIND["pine"]:
+        tw = max(wpx * 0.12, 0.6)
+        rect(u - tw / 2, vb - 0.2 * h, u + tw / 2, vb, second)
+        tri = np.array([[u - wpx / 2, vb - 0.15 * h], [u + wpx / 2, vb - 0.15 * h], [u, vt]]) * one
+        cv2.fillConvexPoly(img, tri.astype(np.int32), main, aa, _SHIFT)
+    elif kind == _KIND["pole"]:
+        tw = max(wpx, 0.6)
+        rect(u - tw / 2, vt, u + tw / 2, vb, main)
+    elif kind == _KIND["lamp"]:
+        tw = max(wpx, 0.6)
+        rect(u - tw / 2, vt, u + tw / 2, vb, main)
+        arm = 0.12 * h
+        rect(u - arm, vt, u + tw / 2, vt + max(tw, 0.6), main)
+    elif kind == _KIND["sign"]:
+        tw = max(wpx * 0.08, 0.5)
+        rect(u - tw / 2, vt, u + tw / 2, vb, second)
+        rect(u - wpx / 2, vt, u + wpx / 2, vt + 0.3 * h, main)
+    elif kind == _KIND["house"]:
+        wall_top = vb - 0.6 * h
+        rect(u - wpx / 2, wall_top, u + wpx / 2, vb, main)
+        roof = np.array([[u - 0.55 * wpx, wall_top], [u + 0.55 * wpx, wall_top], [u, vt]]) * one
+        cv2.fillConvexPoly(img, roof.astype(np.int32), second, aa, _SHIFT)
+        win = [c * 0.45 for c in main]
+        rect(u - 0.3 * wpx, vb - 0.45 * h, u - 0.1 * wpx, vb - 0.25 * h, win)
+        rect(u + 0.1 * wpx, vb - 0.45 * h, u + 0.3 * wpx, vb - 0.25 * h, win)
+    elif kind == _KIND["cactus"]:
+        tw = max(wpx * 0.4, 0.6)
+        rect(u - tw / 2, vt, u + tw / 2, vb, main)
+        rect(u - wpx / 2, vb - 0.6 * h, u - wpx / 2 + tw * 0.7, vb - 0.35 * h, main)
+        rect(u + wpx / 2 - tw * 0.7, vb - 0.75 * h, u + wpx / 2, vb - 0.5 * h, main)
+    elif kind == _KIND["rock"]:
+        ellipse(u, vb - 0.4 * h, wpx / 2, 0.6 * h, main)

@@ -1,0 +1,358 @@
+"""The top-down world texture: ground, shoulders, asphalt, markings, wear and shadows.
+
+The world is rasterised in tiles along the road, built lazily when the car gets near and
+cached. Each tile is a rectangle aligned with the chord of one road section; it covers the
+section plus the distance the camera can see ahead, so one tile serves every frame while
+the car is in its section. Ground and grain patterns are periodic in world coordinates, so
+overlapping tiles agree and frames do not jump when the car moves on to the next tile.
+
+All content is a deterministic function of (road, town, weather, seed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from sim.builtin.roads import Road
+from sim.builtin.towns import PROP_KINDS, PropSet, Town
+from sim.builtin.weather import Weather
+
+PATTERN_PX = 512
+"""Side of the periodic ground and grain patterns, px."""
+_SHIFT = 3
+"""Sub-pixel bits for cv2 polygon drawing."""
+_ONE = 1 << _SHIFT
+
+
+def _periodic_noise(rng: np.random.Generator, n: int, beta: float, cutoff: float) -> np.ndarray:
+    """(n, n) zero-mean unit-std noise with power spectrum ~ 1/f^beta, periodic in both axes."""
+    white = rng.standard_normal((n, n))
+    fy = np.fft.fftfreq(n)[:, None]
+    fx = np.fft.fftfreq(n)[None, :]
+    f = np.sqrt(fx * fx + fy * fy)
+    f[0, 0] = 1.0
+    amp = f ** (-beta / 2.0) * np.exp(-((f / cutoff) ** 2))
+    amp[0, 0] = 0.0
+    out = np.real(np.fft.ifft2(np.fft.fft2(white) * amp))
+    return (out - out.mean()) / (out.std() + 1e-12)
+
+
+@lru_cache(maxsize=16)
+def town_patterns(town_name: str, ground: tuple, variation: tuple, grain: float) -> tuple:
+    """Periodic ground-colour and grain patterns of a town (cached per process).
+
+    Returns:
+        (ground (P, P, 3) uint8 RGB, grain (P, P, 3) uint8 with 128 = no change).
+    """
+    seed = sum(ord(c) * 131**i for i, c in enumerate(town_name)) % (2**32)
+    rng = np.random.default_rng(seed)
+    big = _periodic_noise(rng, PATTERN_PX, 2.5, 0.05)
+    mid = _periodic_noise(rng, PATTERN_PX, 1.5, 0.25)
+    fine = _periodic_noise(rng, PATTERN_PX, 0.3, 0.5)
+    g = np.asarray(ground, np.float64)[None, None, :]
+    v = np.asarray(variation, np.float64)[None, None, :]
+    ground_img = g + v * (big[..., None] + 0.5 * mid[..., None])
+    # independent per-channel tint in the large-scale variation (grass hue, sand tone)
+    ground_img += 0.3 * v * _periodic_noise(rng, PATTERN_PX, 2.5, 0.05)[..., None]
+    grain_img = 128.0 * (1.0 + grain * fine)
+    return (
+        np.clip(ground_img, 0, 255).astype(np.uint8),
+        np.repeat(np.clip(grain_img, 0, 255).astype(np.uint8)[..., None], 3, axis=2),
+    )
+
+
+@dataclass
+class Tile:
+    """One rasterised piece of the world.
+
+    Attributes:
+        image: (h, w, 3) uint8 RGB top-down texture.
+        world_to_px: 3x3 affine matrix, world (x, y, 1) -> texture pixel (col, row, 1).
+        index: Section index of the tile.
+    """
+
+    image: np.ndarray
+    world_to_px: np.ndarray
+    index: int
+
+
+class GroundTexture:
+    """Lazily built, cached texture tiles of one road in one town and weather.
+
+    Args:
+        road: The road.
+        town: Its town (theme: colours, markings).
+        weather: The weather (shadow strength and direction, wet asphalt).
+        props: Roadside objects (for their shadows).
+        seed: Seed of the per-tile details (puddles).
+        res_m: Texture resolution, m per pixel.
+        section_m: Length of road served by one tile, m.
+        ahead_m: Distance beyond its section that a tile covers (the camera's view), m.
+        behind_m: Distance before its section that a tile covers, m.
+        margin_m: Ground beyond the road edges covered by a tile, m.
+        cache_tiles: How many tiles to keep.
+    """
+
+    def __init__(
+        self,
+        road: Road,
+        town: Town,
+        weather: Weather,
+        props: PropSet,
+        seed: int,
+        res_m: float = 0.12,
+        section_m: float = 150.0,
+        ahead_m: float = 130.0,
+        behind_m: float = 30.0,
+        margin_m: float = 30.0,
+        cache_tiles: int = 3,
+    ) -> None:
+        self.road = road
+        self.town = town
+        self.weather = weather
+        self.props = props
+        self.seed = int(seed)
+        self.res_m = float(res_m)
+        self.section_m = float(section_m)
+        self.ahead_m = float(ahead_m)
+        self.behind_m = float(behind_m)
+        self.margin_m = float(margin_m)
+        self._cache: OrderedDict[int, Tile] = OrderedDict()
+        self._cache_tiles = int(cache_tiles)
+        theme = town.theme
+        self.ground_pattern, self.grain_pattern = town_patterns(
+            town.name, theme.ground, theme.ground_variation, theme.grain
+        )
+        self.mean_ground = tuple(float(c) for c in self.ground_pattern.reshape(-1, 3).mean(axis=0))
+
+    def section_of(self, s: float) -> int:
+        """Index of the tile serving a car at arc length ``s``."""
+        return max(int(s // self.section_m), 0)
+
+    def tile_at(self, s: float) -> Tile:
+        """The tile serving a car at arc length ``s`` (built on first use)."""
+        k = self.section_of(s)
+        tile = self._cache.get(k)
+        if tile is None:
+            tile = self._build(k)
+            self._cache[k] = tile
+            while len(self._cache) > self._cache_tiles:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(k)
+        return tile
+
+    # -----------------------------------------------------------------------------------------
+    def _build(self, k: int) -> Tile:
+        road, theme, res = self.road, self.town.theme, self.res_m
+        s0 = max(k * self.section_m - self.behind_m, 0.0)
+        s1 = min((k + 1) * self.section_m + self.ahead_m, road.length_m)
+        s = np.linspace(s0, s1, max(int((s1 - s0) / 1.0), 2) + 1)
+        x, y, _ = road.locate(s)
+        theta = math.atan2(y[-1] - y[0], x[-1] - x[0])
+        c, sn = math.cos(theta), math.sin(theta)
+        reach = road.lane_width_m + 0.3 + theme.shoulder_width_m + self.margin_m
+        u = c * x + sn * y
+        v = -sn * x + c * y
+        umin, umax = u.min() - reach, u.max() + reach
+        vmin, vmax = v.min() - reach, v.max() + reach
+        w_px = math.ceil((umax - umin) / res)
+        h_px = math.ceil((vmax - vmin) / res)
+        # world -> tile px: col = (u - umin)/res, row = (v - vmin)/res
+        A = np.array(
+            [
+                [c / res, sn / res, -umin / res],
+                [-sn / res, c / res, -vmin / res],
+                [0.0, 0.0, 1.0],
+            ]
+        )
+        img = self._periodic(self.ground_pattern, A, w_px, h_px)
+        self._draw_road(img, A, s0, s1)
+        grain = self._periodic(self.grain_pattern, A, w_px, h_px)
+        cv2.multiply(img, grain, dst=img, scale=1.0 / 128.0)
+        self._draw_shadows(img, A, s0, s1)
+        return Tile(image=img, world_to_px=A, index=k)
+
+    def _periodic(self, pattern: np.ndarray, A: np.ndarray, w_px: int, h_px: int) -> np.ndarray:
+        """Samples a world-periodic pattern into tile pixels."""
+        Ainv = np.linalg.inv(A)  # tile px -> world
+        P = pattern.shape[0]
+        # world -> pattern px is world / res, reduced modulo the period to stay in range
+        B = Ainv[:2] / self.res_m
+        B[:, 2] = np.mod(B[:, 2], P)
+        return cv2.warpAffine(
+            pattern,
+            B,
+            (w_px, h_px),
+            flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_WRAP,
+        )
+
+    def _strip(
+        self, A: np.ndarray, s_a: float, s_b: float, o1: float, o2: float, step: float = 1.0
+    ) -> np.ndarray:
+        """Polygon (fixed-point tile px) of the band between lateral offsets o1 and o2."""
+        n = max(math.ceil((s_b - s_a) / step), 1) + 1
+        s = np.linspace(s_a, s_b, n)
+        xa, ya, _ = self.road.locate(s, o1)
+        xb, yb, _ = self.road.locate(s, o2)
+        px = np.concatenate([xa, xb[::-1]])
+        py = np.concatenate([ya, yb[::-1]])
+        cols = A[0, 0] * px + A[0, 1] * py + A[0, 2]
+        rows = A[1, 0] * px + A[1, 1] * py + A[1, 2]
+        return np.round(np.stack([cols, rows], axis=1) * _ONE).astype(np.int32)
+
+    def _draw_road(self, img: np.ndarray, A: np.ndarray, s0: float, s1: float) -> None:
+        theme, road, weather = self.town.theme, self.road, self.weather
+        lw = road.lane_width_m
+        half = lw + 0.3
+        outer = half + theme.shoulder_width_m
+        wet = weather.wet
+        asphalt = np.asarray(theme.asphalt, np.float64) * (1.0 - 0.35 * wet)
+        aa = cv2.LINE_AA
+        cv2.fillPoly(img, [self._strip(A, s0, s1, -outer, outer)], theme.shoulder, aa, _SHIFT)
+        cv2.fillPoly(img, [self._strip(A, s0, s1, -half, half)], asphalt.tolist(), aa, _SHIFT)
+        # tyre-wear bands (darker, or glossier when wet) in each lane
+        wear = (asphalt * (0.88 + 0.25 * wet)).clip(0, 255).tolist()
+        bands = []
+        for lane_c in (-0.5 * lw, 0.5 * lw):
+            for off in (-0.8, 0.8):
+                c = lane_c + off
+                bands.append(self._strip(A, s0, s1, c - 0.3, c + 0.3, 2.0))
+        cv2.fillPoly(img, bands, wear, aa, _SHIFT)
+        if wet > 0:
+            self._draw_puddles(img, A, s0, s1, asphalt)
+        self._draw_markings(img, A, s0, s1, asphalt)
+
+    def _draw_puddles(
+        self, img: np.ndarray, A: np.ndarray, s0: float, s1: float, asphalt: np.ndarray
+    ) -> None:
+        road, wet = self.road, self.weather.wet
+        rng = np.random.default_rng([self.seed, int(s0 * 10), 7])
+        n = int(rng.poisson(wet * (s1 - s0) / 6.0))
+        if n == 0:
+            return
+        s = rng.uniform(s0, s1, n)
+        off = rng.uniform(-road.lane_width_m, road.lane_width_m, n)
+        px, py, h = road.locate(s, off)
+        haze = np.asarray(self.weather.haze_colour, np.float64)
+        for i in range(n):
+            col = (asphalt * 0.55 + haze * 0.45 * rng.uniform(0.6, 1.0)).tolist()
+            cu = A[0, 0] * px[i] + A[0, 1] * py[i] + A[0, 2]
+            cr = A[1, 0] * px[i] + A[1, 1] * py[i] + A[1, 2]
+            ax = rng.uniform(0.4, 1.5) / self.res_m
+            ay = ax * rng.uniform(0.3, 0.7)
+            ang = math.degrees(h[i] + math.atan2(A[1, 0], A[0, 0]))
+            cv2.ellipse(
+                img,
+                (int(cu * _ONE), int(cr * _ONE)),
+                (int(ax * _ONE), int(ay * _ONE)),
+                ang,
+                0,
+                360,
+                col,
+                -1,
+                cv2.LINE_AA,
+                _SHIFT,
+            )
+
+    def _draw_markings(
+        self, img: np.ndarray, A: np.ndarray, s0: float, s1: float, asphalt: np.ndarray
+    ) -> None:
+        mk = self.town.theme.markings
+        lw = self.road.lane_width_m
+        w = mk.width_m
+        aa = cv2.LINE_AA
+
+        def paint(colour) -> list:
+            return (asphalt + (np.asarray(colour, np.float64) - asphalt) * mk.opacity).tolist()
+
+        if mk.edge:
+            edges = [self._strip(A, s0, s1, o - w / 2, o + w / 2) for o in (-lw, lw)]
+            cv2.fillPoly(img, edges, paint(mk.edge_colour), aa, _SHIFT)
+        centre = paint(mk.centre_colour)
+        if mk.centre == "solid":
+            cv2.fillPoly(img, [self._strip(A, s0, s1, -w / 2, w / 2)], centre, aa, _SHIFT)
+        elif mk.centre == "double":
+            gap = 0.1
+            polys = [
+                self._strip(A, s0, s1, gap / 2, gap / 2 + w),
+                self._strip(A, s0, s1, -gap / 2 - w, -gap / 2),
+            ]
+            cv2.fillPoly(img, polys, centre, aa, _SHIFT)
+        elif mk.centre == "dashed":
+            period = mk.dash_on_m + mk.dash_off_m
+            first = math.floor(s0 / period) * period
+            polys = []
+            for start in np.arange(first, s1, period):
+                a, b = max(start, s0), min(start + mk.dash_on_m, s1)
+                if b > a:
+                    polys.append(self._strip(A, a, b, -w / 2, w / 2))
+            if polys:
+                cv2.fillPoly(img, polys, centre, aa, _SHIFT)
+
+    def _draw_shadows(self, img: np.ndarray, A: np.ndarray, s0: float, s1: float) -> None:
+        weather, props = self.weather, self.props
+        if weather.shadow_strength <= 0 or len(props) == 0:
+            return
+        lo, hi = np.searchsorted(props.s, [s0 - 20.0, s1 + 20.0])
+        az = math.radians(weather.sun_azimuth_deg)
+        dx, dy = math.cos(az), math.sin(az)
+        # shadow direction in tile pixels and its angle
+        du = A[0, 0] * dx + A[0, 1] * dy
+        dv = A[1, 0] * dx + A[1, 1] * dy
+        ang = math.degrees(math.atan2(dv, du))
+        h_img, w_img = img.shape[:2]
+        res = self.res_m
+        strength = weather.shadow_strength
+        for i in range(lo, hi):
+            kind = PROP_KINDS[props.kind[i]]
+            h, w = float(props.height[i]), float(props.width[i])
+            length = h * weather.shadow_length
+            if kind in ("pole", "lamp", "sign"):
+                across = max(w, 0.15) / 2
+                along = max(length / 2, across)
+                centre = length / 2
+            elif kind == "rock":
+                across = w / 2
+                along = w / 2 + length / 2
+                centre = length / 3
+            else:  # crowns, houses, cacti: the shadow of the body, offset by the sun
+                across = w / 2
+                along = max(w / 2, length / 2)
+                centre = length * 0.6
+            cx_w = props.x[i] + dx * centre
+            cy_w = props.y[i] + dy * centre
+            cu = A[0, 0] * cx_w + A[0, 1] * cy_w + A[0, 2]
+            cr = A[1, 0] * cx_w + A[1, 1] * cy_w + A[1, 2]
+            r = (along + 1.0) / res
+            u0, u1 = int(cu - r), int(cu + r) + 1
+            r0, r1 = int(cr - r), int(cr + r) + 1
+            if u1 <= 0 or r1 <= 0 or u0 >= w_img or r0 >= h_img:
+                continue
+            mask = np.zeros((r1 - r0, u1 - u0), np.uint8)
+            cv2.ellipse(
+                mask,
+                (int((cu - u0) * _ONE), int((cr - r0) * _ONE)),
+                (int(along / res * _ONE), int(across / res * _ONE)),
+                ang,
+                0,
+                360,
+                255,
+                -1,
+                cv2.LINE_AA,
+                _SHIFT,
+            )
+            k = max(int(0.4 / res) | 1, 3)
+            mask = cv2.GaussianBlur(mask, (k, k), 0)
+            ua, ub = max(u0, 0), min(u1, w_img)
+            ra, rb = max(r0, 0), min(r1, h_img)
+            m = mask[ra - r0 : rb - r0, ua - u0 : ub - u0].astype(np.float32) * (strength / 255.0)
+            roi = img[ra:rb, ua:ub]
+            roi[:] = (roi * (1.0 - m)[..., None]).astype(np.uint8)

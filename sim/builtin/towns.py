@@ -1,0 +1,434 @@
+"""Named towns: a road-layout family plus a visual theme each.
+
+Three towns are for training and three are held out as unseen towns for evaluation:
+
+==================  =======  ==========================================================
+town                split    what it looks like
+==================  =======  ==========================================================
+``countryside``     train    green rolling fields, broad bends, white dashed centre line,
+                             trees and wooden poles
+``suburb``          train    lawns, houses, street lights and signs, tighter bends, double
+                             yellow centre line, 3.25 m lanes
+``highway``         train    wide 3.75 m lanes, very gentle bends, grey shoulders, white
+                             dashes, signs and lamp posts
+``mountain_pass``   unseen   rocky brown ground, hairpins down to 25 m radius, narrow 3.0 m
+                             lanes, solid yellow centre, pines and rocks
+``desert``          unseen   sand, faded white dashes, no edge lines, cacti and boulders
+``snow``            unseen   white ground, snowy pines, faded yellow dashes, no edge lines
+==================  =======  ==========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.builtin.roads import RoadLayout
+
+RGB = tuple[int, int, int]
+
+
+class UnknownNameError(ValueError):
+    """An unknown town or weather name; the message lists the valid names."""
+
+
+@dataclass(frozen=True)
+class Markings:
+    """Lane markings painted on a road."""
+
+    centre: str = "dashed"
+    """Centre line: ``"dashed"``, ``"solid"``, ``"double"`` or ``"none"``."""
+    centre_colour: RGB = (235, 235, 230)
+    """RGB colour of the centre line."""
+    edge: bool = True
+    """Whether solid edge lines are painted."""
+    edge_colour: RGB = (235, 235, 230)
+    """RGB colour of the edge lines."""
+    width_m: float = 0.15
+    """Width of a painted line, m."""
+    dash_on_m: float = 3.0
+    """Length of a painted dash, m."""
+    dash_off_m: float = 6.0
+    """Gap between dashes, m."""
+    opacity: float = 1.0
+    """1 = fresh paint, lower = faded (blended into the asphalt)."""
+
+    def __post_init__(self) -> None:
+        if self.centre not in ("dashed", "solid", "double", "none"):
+            raise ValueError(f"centre must be dashed/solid/double/none, got {self.centre!r}")
+        if not 0.0 <= self.opacity <= 1.0:
+            raise ValueError(f"opacity must be in [0, 1], got {self.opacity}")
+
+
+@dataclass(frozen=True)
+class Props:
+    """One kind of roadside object (drawn as a billboard)."""
+
+    kind: str
+    """``tree``, ``pine``, ``pole``, ``lamp``, ``sign``, ``house``, ``cactus`` or ``rock``."""
+    per_100m: float
+    """Mean number per 100 m of road on each side."""
+    offset_m: tuple[float, float]
+    """Range of the distance beyond the shoulder's outer edge, m."""
+    height_m: tuple[float, float]
+    """Range of the object's height, m."""
+
+
+@dataclass(frozen=True)
+class Theme:
+    """The look of a town."""
+
+    ground: RGB
+    """Mean RGB colour of the roadside ground."""
+    ground_variation: RGB
+    """RGB amplitude of the large-scale ground colour variation."""
+    shoulder: RGB
+    """RGB colour of the shoulder."""
+    asphalt: RGB
+    """RGB colour of the asphalt."""
+    markings: Markings
+    props: tuple[Props, ...]
+    foliage: RGB = (60, 110, 45)
+    """RGB colour of tree crowns and pines."""
+    house_colours: tuple[RGB, ...] = ((200, 190, 170), (170, 90, 70), (220, 215, 200))
+    """Wall colours of houses."""
+    shoulder_width_m: float = 1.0
+    """Width of the shoulder outside each edge line, m."""
+    grain: float = 0.10
+    """Relative amplitude of the fine texture grain (asphalt and ground)."""
+
+
+@dataclass(frozen=True)
+class Town:
+    """A named road family plus a theme."""
+
+    name: str
+    description: str
+    layout: RoadLayout
+    theme: Theme
+    lane_width_m: tuple[float, float] = (3.5, 3.5)
+    """Range of the lane width, m (drawn per road)."""
+    speed_range_mps: tuple[float, float] = (8.0, 14.0)
+    """Default range of the per-episode target speed, m/s."""
+
+
+_WHITE: RGB = (235, 235, 228)
+_YELLOW: RGB = (230, 185, 40)
+
+_TOWN_LIST = (
+    Town(
+        name="countryside",
+        description="green rolling fields, broad bends, white dashes, trees and wooden poles",
+        layout=RoadLayout(
+            max_curvature_per_m=1 / 60, min_curvature_per_m=1 / 400, straight_share=0.3
+        ),
+        theme=Theme(
+            ground=(92, 128, 58),
+            ground_variation=(22, 26, 14),
+            shoulder=(128, 116, 92),
+            asphalt=(88, 88, 90),
+            markings=Markings(centre="dashed", centre_colour=_WHITE),
+            props=(
+                Props("tree", 3.0, (2.0, 14.0), (5.0, 10.0)),
+                Props("pole", 2.0, (0.5, 1.5), (6.0, 7.5)),
+            ),
+        ),
+        lane_width_m=(3.3, 3.6),
+        speed_range_mps=(9.0, 14.0),
+    ),
+    Town(
+        name="suburb",
+        description="lawns, houses, street lights and signs, tighter bends, double yellow line",
+        layout=RoadLayout(
+            max_curvature_per_m=1 / 40,
+            min_curvature_per_m=1 / 200,
+            straight_share=0.4,
+            piece_length_m=(30.0, 90.0),
+        ),
+        theme=Theme(
+            ground=(104, 140, 70),
+            ground_variation=(12, 14, 10),
+            shoulder=(165, 162, 155),
+            asphalt=(78, 78, 82),
+            markings=Markings(centre="double", centre_colour=_YELLOW, width_m=0.12),
+            props=(
+                Props("house", 2.2, (5.0, 12.0), (5.0, 8.0)),
+                Props("lamp", 1.5, (0.3, 0.8), (6.0, 7.0)),
+                Props("tree", 2.0, (1.0, 6.0), (4.0, 8.0)),
+                Props("sign", 0.5, (0.2, 0.6), (2.2, 2.8)),
+            ),
+            shoulder_width_m=1.5,
+        ),
+        lane_width_m=(3.1, 3.4),
+        speed_range_mps=(8.0, 12.0),
+    ),
+    Town(
+        name="highway",
+        description="wide lanes, very gentle bends, grey shoulders, white dashes, lamp posts",
+        layout=RoadLayout(
+            max_curvature_per_m=1 / 250,
+            min_curvature_per_m=1 / 1200,
+            straight_share=0.35,
+            piece_length_m=(100.0, 300.0),
+            max_sharpness_per_m2=1 / 8000,
+        ),
+        theme=Theme(
+            ground=(110, 130, 70),
+            ground_variation=(18, 16, 12),
+            shoulder=(112, 112, 112),
+            asphalt=(96, 96, 98),
+            markings=Markings(centre="dashed", centre_colour=_WHITE, dash_on_m=4.0, dash_off_m=8.0),
+            props=(
+                Props("lamp", 1.2, (1.0, 2.0), (8.0, 10.0)),
+                Props("sign", 0.3, (1.0, 3.0), (3.0, 4.0)),
+                Props("tree", 1.0, (8.0, 25.0), (6.0, 12.0)),
+            ),
+            shoulder_width_m=2.5,
+        ),
+        lane_width_m=(3.75, 3.75),
+        speed_range_mps=(15.0, 22.0),
+    ),
+    Town(
+        name="mountain_pass",
+        description="rocky slopes, hairpins down to 25 m radius, narrow lanes, pines and rocks",
+        layout=RoadLayout(
+            max_curvature_per_m=1 / 25,
+            min_curvature_per_m=1 / 120,
+            straight_share=0.15,
+            piece_length_m=(15.0, 60.0),
+            max_sharpness_per_m2=1 / 300,
+        ),
+        theme=Theme(
+            ground=(118, 104, 84),
+            ground_variation=(24, 20, 16),
+            shoulder=(140, 128, 110),
+            asphalt=(70, 70, 72),
+            markings=Markings(centre="solid", centre_colour=_YELLOW, width_m=0.12),
+            props=(
+                Props("pine", 3.0, (1.0, 12.0), (6.0, 14.0)),
+                Props("rock", 2.0, (0.3, 6.0), (0.6, 1.8)),
+            ),
+            foliage=(40, 80, 45),
+            shoulder_width_m=0.6,
+        ),
+        lane_width_m=(3.0, 3.2),
+        speed_range_mps=(7.0, 11.0),
+    ),
+    Town(
+        name="desert",
+        description="sand, faded white dashes, no edge lines, cacti and boulders",
+        layout=RoadLayout(
+            max_curvature_per_m=1 / 80, min_curvature_per_m=1 / 600, straight_share=0.45
+        ),
+        theme=Theme(
+            ground=(200, 170, 120),
+            ground_variation=(24, 20, 16),
+            shoulder=(176, 150, 110),
+            asphalt=(104, 98, 92),
+            markings=Markings(centre="dashed", centre_colour=_WHITE, edge=False, opacity=0.55),
+            props=(
+                Props("cactus", 2.0, (1.0, 15.0), (1.5, 4.0)),
+                Props("rock", 1.5, (0.5, 12.0), (0.5, 2.0)),
+            ),
+            foliage=(70, 120, 60),
+            grain=0.08,
+        ),
+        lane_width_m=(3.3, 3.6),
+        speed_range_mps=(11.0, 17.0),
+    ),
+    Town(
+        name="snow",
+        description="white ground, snowy pines, faded yellow dashes, no edge lines",
+        layout=RoadLayout(
+            max_curvature_per_m=1 / 50, min_curvature_per_m=1 / 300, straight_share=0.3
+        ),
+        theme=Theme(
+            ground=(228, 232, 238),
+            ground_variation=(10, 10, 8),
+            shoulder=(205, 208, 212),
+            asphalt=(96, 98, 104),
+            markings=Markings(
+                centre="dashed", centre_colour=_YELLOW, edge=False, opacity=0.6, width_m=0.12
+            ),
+            props=(
+                Props("pine", 3.0, (1.0, 14.0), (5.0, 12.0)),
+                Props("pole", 1.5, (0.3, 0.8), (2.0, 2.5)),
+            ),
+            foliage=(50, 85, 70),
+            grain=0.06,
+        ),
+        lane_width_m=(3.2, 3.5),
+        speed_range_mps=(8.0, 13.0),
+    ),
+)
+
+TOWNS: tuple[str, ...] = tuple(t.name for t in _TOWN_LIST)
+"""Names of every town."""
+TRAIN_TOWNS: tuple[str, ...] = ("countryside", "suburb", "highway")
+"""Towns used for recording training data."""
+UNSEEN_TOWNS: tuple[str, ...] = ("mountain_pass", "desert", "snow")
+"""Towns held out for evaluation (never in training data)."""
+
+_BY_NAME = {t.name: t for t in _TOWN_LIST}
+assert set(TRAIN_TOWNS) | set(UNSEEN_TOWNS) == set(TOWNS)
+assert not set(TRAIN_TOWNS) & set(UNSEEN_TOWNS)
+assert all(t.layout.max_curvature_per_m <= 1 / 25 + 1e-12 for t in _TOWN_LIST)
+
+
+def get_town(name: str) -> Town:
+    """Returns the town called ``name``.
+
+    Raises:
+        UnknownNameError: If there is no such town (the message lists the valid names).
+    """
+    try:
+        return _BY_NAME[name]
+    except (KeyError, TypeError):
+        raise UnknownNameError(
+            f"unknown town {name!r}; valid towns: {', '.join(TOWNS)} "
+            f"(train: {', '.join(TRAIN_TOWNS)}; unseen: {', '.join(UNSEEN_TOWNS)})"
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Roadside props
+
+PROP_KINDS: tuple[str, ...] = ("tree", "pine", "pole", "lamp", "sign", "house", "cactus", "rock")
+"""Kinds of roadside objects, in the order of their integer ids."""
+
+
+@dataclass(frozen=True)
+class PropSet:
+    """Roadside objects of one road, sorted by arc length (arrays of equal length N).
+
+    Attributes:
+        x, y: (N,) world position of the object's base centre, m.
+        s: (N,) arc length of the road point nearest to the object, m.
+        kind: (N,) int index into :data:`PROP_KINDS`.
+        height: (N,) height, m.
+        width: (N,) width, m.
+        colour: (N, 2, 3) float32 RGB: main colour (crown, wall, panel, body) and secondary
+            colour (trunk, roof, post).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    s: np.ndarray
+    kind: np.ndarray
+    height: np.ndarray
+    width: np.ndarray
+    colour: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.x.size)
+
+
+def _prop_colours(kind: str, theme: Theme, n: int, rng: np.random.Generator) -> np.ndarray:
+    jitter = rng.uniform(0.8, 1.15, size=(n, 1, 1))
+    main = np.zeros((n, 3))
+    second = np.zeros((n, 3))
+    if kind in ("tree", "pine"):
+        main[:] = theme.foliage
+        second[:] = (95, 70, 45)
+        if kind == "pine" and theme.ground[0] > 200:  # snowy pines
+            main[:] = (150, 175, 170)
+    elif kind in ("pole", "lamp"):
+        main[:] = (120, 100, 80) if kind == "pole" else (150, 152, 156)
+        second[:] = main
+    elif kind == "sign":
+        choice = rng.integers(0, 3, n)
+        main[:] = np.array([(200, 40, 35), (40, 80, 170), (230, 230, 225)])[choice]
+        second[:] = (150, 150, 150)
+    elif kind == "house":
+        walls = np.array(theme.house_colours, dtype=np.float64)
+        main[:] = walls[rng.integers(0, len(walls), n)]
+        second[:] = np.array([(120, 50, 40), (70, 70, 78), (90, 60, 45)])[rng.integers(0, 3, n)]
+    elif kind == "cactus":
+        main[:] = (70, 120, 60)
+        second[:] = main
+    elif kind == "rock":
+        base = np.array(theme.ground, dtype=np.float64) * 0.6 + 40
+        main[:] = base
+        second[:] = base * 0.8
+    colours = np.stack([main, second], axis=1) * jitter
+    return np.clip(colours, 0, 255).astype(np.float32)
+
+
+_PROP_WIDTH_PER_HEIGHT = {
+    "tree": 0.6,
+    "pine": 0.4,
+    "pole": 0.025,
+    "lamp": 0.025,
+    "sign": 0.35,
+    "house": 1.6,
+    "cactus": 0.25,
+    "rock": 1.4,
+}
+
+
+def place_props(road, town: Town, rng: np.random.Generator) -> PropSet:
+    """Scatters the town's roadside objects along both sides of a road.
+
+    Objects never stand on the road or its shoulder: each is kept only if it is at least
+    half its width beyond the shoulder of every part of the road (checked against the
+    whole centreline, so tight bends cannot put a tree on the road ahead).
+
+    Args:
+        road: The :class:`~sim.builtin.roads.Road`.
+        town: The town whose props to place.
+        rng: Source of randomness.
+    """
+    theme = town.theme
+    edge = road.lane_width_m + 0.3 + theme.shoulder_width_m
+    xs, ys, ss, kinds, hs, ws, cols = [], [], [], [], [], [], []
+    for props in theme.props:
+        kind_id = PROP_KINDS.index(props.kind)
+        for side in (1.0, -1.0):
+            n = int(rng.poisson(props.per_100m * road.length_m / 100.0))
+            if n == 0:
+                continue
+            s = rng.uniform(0.0, road.length_m, n)
+            half_w = 0.5 * _PROP_WIDTH_PER_HEIGHT[props.kind]
+            h = rng.uniform(*props.height_m, n)
+            w = 2.0 * half_w * h * rng.uniform(0.8, 1.2, n)
+            off = side * (edge + rng.uniform(*props.offset_m, n) + 0.5 * w)
+            x, y, _ = road.locate(s, off)
+            xs.append(x)
+            ys.append(y)
+            ss.append(s)
+            kinds.append(np.full(n, kind_id))
+            hs.append(h)
+            ws.append(w)
+            cols.append(_prop_colours(props.kind, theme, n, rng))
+    if not xs:
+        empty = np.zeros(0)
+        return PropSet(
+            empty, empty, empty, empty.astype(int), empty, empty, np.zeros((0, 2, 3), np.float32)
+        )
+    x = np.concatenate(xs)
+    y = np.concatenate(ys)
+    s = np.concatenate(ss)
+    w = np.concatenate(ws)
+    # keep objects clear of every part of the road (coarse centreline every 2 m)
+    step = max(int(2.0 / (road.s[1] - road.s[0])), 1)
+    cx, cy = road.x[::step], road.y[::step]
+    keep = np.ones(x.size, dtype=bool)
+    for start in range(0, x.size, 256):
+        sl = slice(start, start + 256)
+        d2 = (x[sl, None] - cx[None, :]) ** 2 + (y[sl, None] - cy[None, :]) ** 2
+        keep[sl] = np.sqrt(d2.min(axis=1)) >= edge + 0.5 * w[sl] - 0.05
+    order = np.argsort(s[keep], kind="stable")
+
+    def pick(a: np.ndarray) -> np.ndarray:
+        return a[keep][order]
+
+    return PropSet(
+        x=pick(x),
+        y=pick(y),
+        s=pick(s),
+        kind=pick(np.concatenate(kinds)),
+        height=pick(np.concatenate(hs)),
+        width=pick(w),
+        colour=pick(np.concatenate(cols)),
+    )
