@@ -94,3 +94,16 @@ def test_bad_suite_requests_are_clear_errors(args, kwargs, match):
 def test_split_must_not_overlap():
     with pytest.raises(SuiteError, match="overlap"):
         TownWeatherSplit(("a",), ("a",), ("w",), ("x",))
+
+
+def test_carla_split_matches_the_carla_backend():
+    from driving.suites import CARLA_SPLIT
+    from sim.carla import suites as carla_suites
+
+    assert CARLA_SPLIT.train_towns == carla_suites.TRAIN_TOWNS
+    assert CARLA_SPLIT.unseen_towns == carla_suites.UNSEEN_TOWNS
+    assert CARLA_SPLIT.train_weathers == carla_suites.TRAIN_WEATHERS
+    assert CARLA_SPLIT.unseen_weathers == carla_suites.UNSEEN_WEATHERS
+    for name in CARLA_SUITES:
+        pairs = {(s.town, s.weather) for s in build_suite(name)}
+        assert pairs == set(carla_suites.suite_conditions(name))
