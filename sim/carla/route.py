@@ -105,15 +105,18 @@ class Route:
         return x, y, yaw
 
     def project(
-        self, x_m: float, y_m: float, yaw_rad: float, hint: int = 0, window: int = 60
+        self, x_m: float, y_m: float, yaw_rad: float, hint: int = 0, window_m: float = 60.0
     ) -> Projection:
         """Projects a pose onto the route near segment ``hint``.
 
-        Only segments ``hint - 5 .. hint + window`` are searched, so a route that passes the
-        same place twice (a loop, a crossing) is followed in order.
+        Only segments from 5 m behind segment ``hint`` to ``window_m`` ahead of it are
+        searched, so a route that passes the same place twice (a loop, a crossing) is
+        followed in order.
         """
         n = self.x.size - 1
-        lo, hi = max(hint - 5, 0), min(hint + window, n)
+        hint = min(max(hint, 0), n - 1)
+        lo = max(int(np.searchsorted(self.s, self.s[hint] - 5.0)) - 1, 0)
+        hi = min(int(np.searchsorted(self.s, self.s[hint] + window_m)) + 1, n)
         ax, ay = self.x[lo:hi], self.y[lo:hi]
         dx, dy = self.x[lo + 1 : hi + 1] - ax, self.y[lo + 1 : hi + 1] - ay
         seg_len2 = dx * dx + dy * dy

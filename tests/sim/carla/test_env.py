@@ -1,0 +1,285 @@
+"""The CARLA env on the stand-in server: cleanup, errors, frame matching, episode ends."""
+
+from __future__ import annotations
+
+import socket
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+from sim import spec
+from sim.carla import (
+    CarlaConnectionError,
+    CarlaDrivingEnv,
+    CarlaEnvConfig,
+    CarlaNotInstalledError,
+    CarlaSpawnError,
+    CarlaVersionWarning,
+)
+from tests.sim.carla import standin
+
+
+def assert_clean(server: standin.Server, original: standin.WorldSettings | None = None) -> None:
+    """No actor alive, world and Traffic Manager asynchronous, no sensor destroyed listening."""
+    assert server.live_actors() == []
+    assert server.settings.synchronous_mode is False
+    assert server.settings == (original or standin.WorldSettings())
+    assert not any(server.tm_sync.values())
+    assert server.violations == []
+
+
+def run(env, steps: int, kappa: float = 0.0):
+    out = None
+    for _ in range(steps):
+        out = env.step(np.array([kappa], np.float32))
+        if out[2] or out[3]:
+            break
+    return out
+
+
+def test_normal_end_restores_the_server(server, env_kwargs):
+    original = standin.WorldSettings(fixed_delta_seconds=0.02)  # whatever the user had
+    server.settings = original
+    with CarlaDrivingEnv(**env_kwargs) as env:
+        assert server.settings.synchronous_mode and server.settings.fixed_delta_seconds == 0.05
+        assert server.tm_sync[8000] is True
+        env.reset(seed=1)
+        assert len(server.live_actors()) == 4  # car, camera, collision, lane invasion
+        assert len(server.listening_sensors()) == 3
+        run(env, 5)
+        env.reset(seed=2)  # the previous episode's actors are gone
+        assert len(server.live_actors()) == 4
+    assert_clean(server, original)
+    env.close()  # idempotent
+    assert_clean(server, original)
+
+
+def test_cleanup_order_sensors_stopped_then_one_destroy_batch(server, env_kwargs):
+    env = CarlaDrivingEnv(**env_kwargs)
+    env.reset(seed=0)
+    ids = sorted(a.id for a in server.live_actors())
+    server.log.clear()
+    env.close()
+    batches = [entry for entry in server.log if entry[0] == "batch"]
+    assert len(batches) == 1 and sorted(batches[0][1]) == ids
+    settings_at = next(i for i, e in enumerate(server.log) if e[0] == "apply_settings")
+    assert settings_at < server.log.index(batches[0])  # async again before destroying
+    assert_clean(server)
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("boom in the server"), KeyboardInterrupt()])
+def test_exception_or_ctrl_c_during_step_restores_the_server(server, env_kwargs, exc):
+    env = CarlaDrivingEnv(**env_kwargs)
+    env.reset(seed=0)
+    server.raise_on_tick = (3, exc)
+    with pytest.raises(type(exc)):
+        run(env, 10)
+    assert_clean(server)
+    with pytest.raises(RuntimeError, match="closed"):
+        env.reset(seed=0)
+
+
+def test_ctrl_c_during_reset_restores_the_server(server, env_kwargs):
+    env = CarlaDrivingEnv(**env_kwargs)
+    server.raise_on_tick = (2, KeyboardInterrupt())  # during the settling ticks
+    with pytest.raises(KeyboardInterrupt):
+        env.reset(seed=0)
+    assert_clean(server)
+
+
+def test_ctrl_c_in_the_driver_loop_is_cleaned_up_by_the_context_manager(server, env_kwargs):
+    with pytest.raises(KeyboardInterrupt), CarlaDrivingEnv(**env_kwargs) as env:
+        env.reset(seed=0)
+        run(env, 2)
+        raise KeyboardInterrupt
+    assert_clean(server)
+
+
+def test_no_server_gives_a_clear_error_after_the_timeout(fake_carla):
+    with pytest.raises(CarlaConnectionError) as info:
+        CarlaDrivingEnv(port=2999, timeout_s=0.1)
+    msg = str(info.value)
+    assert "127.0.0.1:2999" in msg and "within 0.1 s" in msg
+    assert "CarlaUE4.sh" in msg and "-carla-rpc-port=2999" in msg
+    assert "time-out of 100ms" in msg  # CARLA's own text is kept
+
+
+def test_no_server_with_the_real_client(monkeypatch):
+    carla = pytest.importorskip("carla")
+    if carla is standin or not hasattr(carla, "Map"):
+        pytest.skip("the real carla wheel is not installed")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    with pytest.raises(CarlaConnectionError, match=f"127.0.0.1:{port}"):
+        CarlaDrivingEnv(port=port, timeout_s=0.3)
+    assert time.monotonic() - start < 30.0  # fails in about the timeout, never hangs
+
+
+def test_missing_client_package_names_the_install_command(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "carla", None)  # import carla -> ImportError
+    with pytest.raises(CarlaNotInstalledError, match=r'pip install -e "\.\[carla\]"'):
+        CarlaDrivingEnv()
+
+
+def test_version_mismatch_warns(server, env_kwargs):
+    server.version = "0.9.15"
+    with pytest.warns(CarlaVersionWarning, match=r"0\.9\.16 and server 0\.9\.15"):
+        env = CarlaDrivingEnv(**env_kwargs)
+    env.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CarlaVersionWarning)
+        server.version = standin.CLIENT_VERSION
+        CarlaDrivingEnv(**env_kwargs).close()
+
+
+def test_loads_the_town_and_keeps_the_original_settings(server, env_kwargs):
+    with CarlaDrivingEnv(**env_kwargs, town="Town02") as env:
+        assert ("load_world", "Town02") in server.log
+        assert env.reset(seed=0)[1][spec.INFO_TOWN] == "Town02"
+        assert server.settings.synchronous_mode  # re-applied after load_world reset them
+    assert_clean(server)
+
+
+def test_spawn_collision_is_retried_and_leftovers_destroyed(server, env_kwargs):
+    world = standin.Client("127.0.0.1", server.port).get_world()
+    bp = world.get_blueprint_library().find("vehicle.audi.a2")
+    others = [world.spawn_actor(bp, t) for t in server.map.get_spawn_points()[:-1]]  # all but one
+    leftover_bp = world.get_blueprint_library().find("vehicle.tesla.model3")
+    leftover_bp.set_attribute("role_name", "liquid_drive")  # from a crashed run of ours
+    free = server.map.get_spawn_points()[-1]
+    with pytest.raises(RuntimeError, match="Spawn failed because of collision"):
+        world.spawn_actor(bp, others[0].get_transform())
+    leftover = world.spawn_actor(leftover_bp, free)
+    with CarlaDrivingEnv(**env_kwargs, max_spawn_attempts=100) as env:
+        assert not leftover.is_alive
+        env.reset(seed=3)
+        car = env._vehicle
+        assert car.get_location().distance(free.location) < 1.0  # the only free point
+    assert sorted(a.id for a in server.live_actors()) == sorted(a.id for a in others)
+
+
+def test_no_free_spawn_point_is_a_clear_error(server, env_kwargs):
+    world = standin.Client("127.0.0.1", server.port).get_world()
+    bp = world.get_blueprint_library().find("vehicle.audi.a2")
+    others = [world.spawn_actor(bp, t) for t in server.map.get_spawn_points()]
+    env = CarlaDrivingEnv(**env_kwargs, max_spawn_attempts=5)
+    with pytest.raises(CarlaSpawnError, match="no free spawn point in Town01 after 5"):
+        env.reset(seed=0)
+    assert sorted(a.id for a in server.live_actors()) == sorted(a.id for a in others)
+    assert server.settings.synchronous_mode is False
+
+
+def test_every_observation_is_the_image_of_its_own_frame(server, env_kwargs):
+    assert server.late_image_every  # some images arrive after tick() returned
+    with CarlaDrivingEnv(**env_kwargs) as env:
+        obs, _ = env.reset(seed=0)
+        assert env._camera_q.discarded > 0  # images of the settling ticks were drained
+        times = [float(obs[spec.T_S][0])]
+        for _ in range(12):
+            assert obs[spec.IMAGE][0, 0, 0] == server.frame % 256  # stamped by the stand-in
+            obs, *_ = env.step(np.zeros(1, np.float32))
+            times.append(float(obs[spec.T_S][0]))
+    assert times[0] == 0.0
+    assert np.allclose(np.diff(times), 0.05)
+
+
+def test_observation_and_info_follow_the_contract(server, env_kwargs):
+    with CarlaDrivingEnv(**env_kwargs, target_speed_mps=6.0) as env:
+        obs, info = env.reset(seed=0)
+        assert env.observation_space.contains(obs)
+        info_keys = {v for k, v in vars(spec).items() if k.startswith("INFO_")}
+        assert info_keys <= set(info)
+        expert = env.make_expert()
+        state = expert.reset()
+        for _ in range(80):
+            action, state = expert.act(obs, state)
+            assert action.dtype == np.float32 and action.shape == (1,)
+            obs, _, _, _, info = env.step(action)
+        assert env.observation_space.contains(obs)
+        assert info_keys <= set(info)
+        assert info[spec.INFO_PROGRESS_M] > 10.0
+        assert obs[spec.SPEED_MPS][0] == pytest.approx(6.0, abs=1.5)
+        assert abs(info[spec.INFO_LATERAL_OFFSET_M]) < 1.0  # the stand-in's loop bends gently
+        with pytest.raises(ValueError, match="finite"):
+            env.step(np.array([np.nan], np.float32))
+
+
+def test_steering_left_moves_the_car_left(server, env_kwargs):
+    def drive(kappa):
+        with CarlaDrivingEnv(**env_kwargs, target_speed_mps=5.0) as env:
+            env.reset(seed=4)
+            info = run(env, 30, kappa=kappa)[4]
+            steer = env._vehicle.get_control().steer
+        assert info[spec.INFO_CURVATURE_APPLIED] == pytest.approx(kappa, rel=1e-3)
+        return info[spec.INFO_HEADING_ERROR_RAD], info[spec.INFO_LATERAL_OFFSET_M], steer
+
+    left, right = drive(0.05), drive(-0.05)
+    assert left[0] > right[0] + 0.1  # heading turned left
+    assert left[1] > right[1] + 0.2  # and the car moved left
+    assert left[2] < 0 < right[2]  # CARLA steer: negative = left
+
+
+def test_offset_start_shows_the_road_shifted_in_the_image(server, env_kwargs):
+    def road_centre_column(offset_m):
+        with CarlaDrivingEnv(**env_kwargs) as env:
+            obs, info = env.reset(seed=5, options={"start_offset_m": offset_m})
+        img = obs[spec.IMAGE][-10:].astype(int)
+        grey = (np.abs(img[..., 0] - img[..., 1]) < 8) & (img[..., 1] > 60) & (img[..., 1] < 130)
+        return np.nonzero(grey)[1].mean(), info[spec.INFO_LATERAL_OFFSET_M]
+
+    left_col, left_off = road_centre_column(1.0)
+    right_col, right_off = road_centre_column(-1.0)
+    assert left_off == pytest.approx(1.0, abs=0.1) and right_off == pytest.approx(-1.0, abs=0.1)
+    # Standing left of the lane centre, the road lies to the right in the image.
+    assert left_col > 100 > right_col
+
+
+def test_lane_departure_terminates(server, env_kwargs):
+    with CarlaDrivingEnv(**env_kwargs, target_speed_mps=6.0) as env:
+        env.reset(seed=0)
+        _, _, term, trunc, info = run(env, 200, kappa=0.2)
+        assert term and not trunc and not info[spec.INFO_COLLISION]
+        assert abs(info[spec.INFO_LATERAL_OFFSET_M]) > info[spec.INFO_LANE_HALF_WIDTH_M] + 0.5
+        with pytest.raises(RuntimeError, match="reset"):
+            env.step(np.zeros(1, np.float32))
+    assert_clean(server)
+
+
+def test_intervention_mode_puts_the_car_back_and_continues(server, env_kwargs):
+    with CarlaDrivingEnv(**env_kwargs, target_speed_mps=6.0, intervention_mode=True) as env:
+        env.reset(seed=0)
+        interventions = 0
+        for _ in range(80):
+            _, _, term, trunc, info = env.step(np.array([0.2], np.float32))
+            interventions += info[spec.INFO_INTERVENTION]
+            assert not term
+            if info[spec.INFO_INTERVENTION]:
+                assert abs(info[spec.INFO_LATERAL_OFFSET_M]) < 0.3
+                assert abs(info[spec.INFO_HEADING_ERROR_RAD]) < 0.1
+            if trunc:
+                break
+        assert interventions >= 2
+
+
+def test_collision_terminates(server, env_kwargs):
+    with CarlaDrivingEnv(**env_kwargs) as env:
+        env.reset(seed=0)
+        run(env, 3)
+        server.collide_on_tick = 1
+        _, _, term, _, info = env.step(np.zeros(1, np.float32))
+        assert term and info[spec.INFO_COLLISION]
+
+
+def test_invalid_config_values_are_named():
+    with pytest.raises(ValueError, match="control_rate_hz"):
+        CarlaEnvConfig(control_rate_hz=5.0)
+    with pytest.raises(ValueError, match="Foggy"):
+        CarlaEnvConfig(weather="Foggy")
+    with pytest.raises(ValueError, match="ports"):
+        CarlaEnvConfig(port=0)
