@@ -713,7 +713,8 @@ class FrameRenderer:
             camera_hw: (height, width) of the camera frames, pixels.
             width_px: Frame width, pixels.
             height_px: Frame height, pixels.
-            saliency_name: Name of the saliency method, for the camera panel's title.
+            saliency_name: Name of the saliency method for the camera panel's title; empty
+                when the image has no saliency overlay.
         """
         if width_px < 320 or height_px < 240:
             raise VisualizeError(f"frame must be at least 320x240, got {width_px}x{height_px}")
@@ -731,7 +732,8 @@ class FrameRenderer:
         cam_b = cam_top - cam_h_px / h
         self.ax_cam = fig.add_axes((0.01, cam_b, left_w - 0.02, cam_h_px / h))
         self.ax_cam.set_axis_off()
-        self.ax_cam.set_title(f"camera + {saliency_name} saliency", fontsize=9, loc="left")
+        cam_title = f"camera + {saliency_name} saliency" if saliency_name else "camera"
+        self.ax_cam.set_title(cam_title, fontsize=9, loc="left")
         if has_states:
             cmd_h = 0.8 * (cam_b - 0.06) * 0.42
             self.ax_cmd = fig.add_axes((0.075, cam_b - 0.06 - cmd_h, left_w - 0.09, cmd_h))
@@ -995,3 +997,318 @@ def track_from_episode(episode: Any) -> RolloutTrack:
             f"{len(episode)} steps, {int(cols[E.INTERVENTION].sum())} interventions"
         ),
     )
+
+
+# --------------------------------------------------------------- policies: layout, saliency
+def layout_from_policy(policy: Any) -> NeuronLayout | None:
+    """The neuron layout of a ``SteeringPolicy``; None for a stateless core (cnn).
+
+    Wired cores (cfc-ncp, ltc-ncp) get their wiring's groups and synapses; the others their
+    hidden units (``h0`` ..., group ``hidden``) and no wiring.
+    """
+    if int(policy.state_size) == 0:
+        return None
+    if policy.wiring is not None:
+        layout = NeuronLayout.from_wiring(policy.wiring)
+        if layout.names != tuple(policy.neuron_names):
+            raise VisualizeError(
+                f"policy neuron names {policy.neuron_names[:3]}... differ from its wiring's"
+            )
+        return layout
+    return NeuronLayout(tuple(policy.neuron_names), tuple(policy.neuron_groups))
+
+
+@dataclass
+class SaliencyReplay:
+    """What replaying a policy over a rollout's frames gives, one row per step."""
+
+    views: np.ndarray
+    """The network's input view with the saliency overlay, uint8 (T, h, w, 3)."""
+    features: np.ndarray
+    """Sensory features from the conv head, (T, F)."""
+    curvature: np.ndarray
+    """The policy's command on these frames, open loop, 1/m, (T,)."""
+    states: np.ndarray | None
+    """Neuron states (T, N) of the open-loop replay; None for a stateless core."""
+
+
+def _elapsed_s(t_s: np.ndarray, first_step_dt_s: float) -> np.ndarray:
+    dt = np.diff(t_s, prepend=t_s[0] - first_step_dt_s)
+    if len(t_s) > 1 and np.any(dt[1:] <= 0):
+        raise VisualizeError(f"t_s must increase; it does not at step {int(np.argmin(dt[1:])) + 1}")
+    return dt
+
+
+def replay_with_saliency(
+    policy: Any,
+    frames: Iterator[np.ndarray] | Sequence[np.ndarray],
+    t_s: np.ndarray,
+    method: str = "visualbackprop",
+    states: np.ndarray | None = None,
+    batch: int = 64,
+    ig_steps: int = 32,
+) -> SaliencyReplay:
+    """Runs a policy over a rollout's frames: saliency, sensory features, command, states.
+
+    The recurrent state is carried over the whole sequence from zero (as in the closed loop).
+    The captum methods explain the command at step ``i`` given the state before it: the
+    rollout's recorded state ``states[i - 1]`` when given, else the replayed one.
+
+    Args:
+        policy: A ``driving.policy.SteeringPolicy`` (in eval mode).
+        frames: The camera frames, uint8 (H, W, 3) RGB each, T of them.
+        t_s: Simulation time of each frame, s, (T,).
+        method: ``visualbackprop``, ``gradcam`` or ``integrated_gradients``.
+        states: The rollout's neuron states (T, N), used as the captum methods' context.
+        batch: Frames per forward pass.
+        ig_steps: Integration steps of ``integrated_gradients``.
+
+    Returns:
+        A :class:`SaliencyReplay`.
+    """
+    import torch
+
+    from perception.saliency import METHODS, overlay, saliency_maps, visual_backprop_with_output
+
+    if method not in METHODS:
+        raise VisualizeError(f"unknown saliency method {method!r}; choose one of {METHODS}")
+    t_s = np.asarray(t_s, dtype=np.float64)
+    dt = _elapsed_s(t_s, float(policy.config.first_step_dt_s))
+    n_state = int(policy.state_size)
+    device = policy.device
+    views, feats, curvature, replayed = [], [], [], []
+    h = None
+    it = iter(frames)
+    for start in range(0, len(t_s), batch):
+        chunk = [next(it) for _ in range(min(batch, len(t_s) - start))]
+        raw = torch.from_numpy(np.stack(chunk)).to(device)  # (B, H, W, 3) uint8
+        dt_b = torch.as_tensor(dt[start : start + len(chunk)], dtype=torch.float32, device=device)
+        with torch.no_grad():
+            x01 = policy.preprocess.prepare(raw)  # (B, 3, h, w) in [0, 1]
+            x = policy.preprocess.normalize(x01)
+            masks, f = visual_backprop_with_output(policy.head, x)  # (B, h, w), (B, F)
+            # The core over the chunk, carrying the state: (1, B, F) -> (1, B, M), (1, B, N).
+            elapsed = (dt_b / policy.config.time_scale_s)[None]  # (1, B)
+            y, st = policy.core(f[None], elapsed, h)
+            command = policy.readout(y[0]).squeeze(-1) / policy.config.label_scale  # (B,)
+            h_prev = h
+            h = st[:, -1] if n_state else None  # (1, N)
+        if method != "visualbackprop":
+            h_before = None
+            if n_state and states is not None:
+                prev = np.concatenate([np.zeros((1, n_state)), states[:-1]])
+                h_before = torch.as_tensor(
+                    prev[start : start + len(chunk)], dtype=torch.float32, device=device
+                )
+            elif n_state:
+                first = torch.zeros(1, n_state, device=device) if h_prev is None else h_prev
+                h_before = torch.cat([first, st[0, :-1]])  # (B, N): the state before each step
+            masks = saliency_maps(
+                method,  # type: ignore[arg-type]
+                x.detach(),
+                conv_stack=policy.head,
+                forward_fn=_command_given_state(policy, elapsed[0], h_before),
+                ig_steps=ig_steps,
+            )
+        view = (x01.permute(0, 2, 3, 1) * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
+        m = masks.detach().cpu().numpy()
+        views.extend(overlay(v, mk) for v, mk in zip(view, m, strict=True))
+        feats.append(f.cpu().numpy())
+        curvature.append(command.detach().cpu().numpy())
+        if n_state:
+            replayed.append(st[0].detach().cpu().numpy())
+    return SaliencyReplay(
+        views=np.stack(views),
+        features=np.concatenate(feats).astype(np.float64),
+        curvature=np.concatenate(curvature).astype(np.float64),
+        states=np.concatenate(replayed).astype(np.float64) if replayed else None,
+    )
+
+
+def _command_given_state(policy: Any, elapsed: Any, h_before: Any) -> Any:
+    """``f(images) -> command (B,)`` with the recurrent state fixed, for the captum methods.
+
+    captum evaluates several inputs per frame (integrated gradients stacks its steps along the
+    batch), so the per-frame context is repeated to the batch it is called with.
+    """
+
+    def fn(x: Any) -> Any:
+        k = x.shape[0] // elapsed.shape[0]
+        h = None if h_before is None else h_before.repeat(k, 1)
+        y, _ = policy.core.step(policy.head(x), elapsed.repeat(k), h)
+        return policy.readout(y).squeeze(-1) / policy.config.label_scale
+
+    return fn
+
+
+# ------------------------------------------------------------------------- the whole job
+@dataclass
+class VisualizeConfig:
+    """What ``tools/visualize.py`` draws from a rollout and a checkpoint."""
+
+    rollout: Path
+    """An episode folder (``.../episodes/episode_N``) or a rollout/dataset folder."""
+    checkpoint: Path | None = None
+    """Checkpoint folder (or training run) of the policy that drove; None: no saliency or
+    wiring, the camera frames and any recorded neuron states only."""
+    out: Path = Path("outputs/visualize")
+    """Output folder for rollout.mp4, rollout.gif, frame.png, summary.png, wiring.png/.svg."""
+    episode: int | None = None
+    """Episode id when ``rollout`` is a folder of episodes; None: its first episode."""
+    saliency: str = "visualbackprop"
+    """Saliency method: ``visualbackprop`` (NCP paper), ``gradcam`` or ``integrated_gradients``
+    (captum; about 0.2 s and 2 s per frame on CPU)."""
+    video: bool = True
+    """Write the H.264 MP4 video."""
+    gif: bool = False
+    """Also write a GIF (every ``gif_every``-th step, scaled by ``gif_scale``)."""
+    gif_every: int = 2
+    """Keep one step in this many for the GIF."""
+    gif_scale: float = 0.5
+    """Size of the GIF frames relative to the video frames, in (0, 1]."""
+    width_px: int = 1280
+    """Video frame width, pixels (even)."""
+    height_px: int = 720
+    """Video frame height, pixels (even)."""
+    fps: float | None = None
+    """Video frames per second; None: real time (the rollout's control rate)."""
+    max_steps: int | None = None
+    """Draw only the first this many steps; None: all."""
+    crf: int = 23
+    """x264 quality (0 lossless .. 51 worst; 23 is x264's default)."""
+    device: str = "cpu"
+    """Torch device for the policy replay and saliency."""
+
+    def __post_init__(self) -> None:
+        from perception.saliency import METHODS
+
+        if self.saliency not in METHODS:
+            raise VisualizeError(f"--saliency must be one of {METHODS}, got {self.saliency!r}")
+        if self.width_px % 2 or self.height_px % 2 or self.width_px < 320 or self.height_px < 240:
+            size = f"{self.width_px}x{self.height_px}"
+            raise VisualizeError(f"video size must be even and at least 320x240, got {size}")
+        if self.gif_every < 1 or not 0 < self.gif_scale <= 1:
+            raise VisualizeError(
+                f"need gif_every >= 1 and 0 < gif_scale <= 1, got {self.gif_every}, "
+                f"{self.gif_scale}"
+            )
+        if self.fps is not None and not self.fps > 0:
+            raise VisualizeError(f"--fps must be positive, got {self.fps}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise VisualizeError(f"--max-steps must be >= 1, got {self.max_steps}")
+        if not 0 <= self.crf <= 51:
+            raise VisualizeError(f"--crf must be in 0..51, got {self.crf}")
+
+
+_METHOD_TITLES = {
+    "visualbackprop": "VisualBackProp",
+    "gradcam": "Grad-CAM",
+    "integrated_gradients": "integrated-gradients",
+}
+
+
+def _take(track: RolloutTrack, n: int) -> RolloutTrack:
+    if n >= len(track):
+        return track
+    cut = {
+        k: (None if getattr(track, k) is None else getattr(track, k)[:n])
+        for k in (
+            "t_s",
+            "curvature_pred",
+            "curvature_expert",
+            "x_m",
+            "y_m",
+            "yaw_rad",
+            "intervention",
+            "states",
+            "sensory",
+        )
+    }
+    return RolloutTrack(**cut, title=f"{track.title} (first {n} steps)")
+
+
+def visualize(cfg: VisualizeConfig) -> dict[str, Any]:
+    """Writes the video, the summary and the wiring figures of one rollout.
+
+    Returns:
+        What was written and how long each part took: ``{"episode", "steps", "files":
+        {name: path}, "seconds": {part: s}}``.
+    """
+    import time
+
+    from driving import episodes as E
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    path = resolve_episode(cfg.rollout, cfg.episode)
+    episode = E.read_episode(path)
+    track = track_from_episode(episode)
+    if cfg.max_steps is not None:
+        track = _take(track, cfg.max_steps)
+    n = len(track)
+    policy, layout = None, None
+    if cfg.checkpoint is not None:
+        from driving.checkpoint import load_policy
+
+        policy = load_policy(cfg.checkpoint, device=cfg.device)
+        layout = layout_from_policy(policy)
+    elif track.states is not None:
+        layout = NeuronLayout.hidden(track.states.shape[1])
+    if layout is not None and track.states is not None and track.states.shape[1] != layout.size:
+        raise VisualizeError(
+            f"{path}: {track.states.shape[1]} neuron columns but the checkpoint's core has "
+            f"{layout.size} neurons: was this rollout driven by another model?"
+        )
+    timings["load"] = time.perf_counter() - t0
+    frames = (episode.frame(i) for i in range(n))
+    t0 = time.perf_counter()
+    if policy is not None:
+        replay = replay_with_saliency(policy, frames, track.t_s, cfg.saliency, states=track.states)
+        views = replay.views
+        track.sensory = replay.features
+        if track.states is None and replay.states is not None:
+            logger.info("%s has no neuron columns: drawing the open-loop replay's", path)
+            track.states = replay.states
+        if E.CURVATURE_PRED not in episode.columns:
+            track.curvature_pred = replay.curvature
+            track.title += " - policy replayed open loop"
+    else:
+        views = np.stack(list(frames))
+    timings["saliency"] = time.perf_counter() - t0
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    t0 = time.perf_counter()
+    summary_figure(track, layout).savefig(out / "summary.png", dpi=100)
+    files["summary"] = out / "summary.png"
+    if layout is not None and layout.has_wiring:
+        title = f"{policy.config.core} wiring (seed {policy.config.wiring_seed})" if policy else ""
+        files["wiring_png"], files["wiring_svg"] = save_wiring(layout, out, title)
+    timings["figures"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    name = _METHOD_TITLES[cfg.saliency] if policy is not None else ""
+    renderer = FrameRenderer(
+        track, layout, views.shape[1:3], cfg.width_px, cfg.height_px, saliency_name=name
+    )
+    still = renderer.render(n // 2, views[n // 2])
+    cv2.imwrite(str(out / "frame.png"), still[..., ::-1])
+    files["frame"] = out / "frame.png"
+    dt = np.diff(track.t_s)
+    fps = cfg.fps or (float(1.0 / np.median(dt)) if len(dt) else 20.0)
+    if cfg.video:
+        render_video(out / "rollout.mp4", renderer, iter(views), fps)
+        files["video"] = out / "rollout.mp4"
+    timings["video"] = time.perf_counter() - t0
+    if cfg.gif:
+        t0 = time.perf_counter()
+        gif = out / "rollout.gif"
+        render_video(gif, renderer, iter(views), fps / cfg.gif_every, cfg.gif_every, cfg.gif_scale)
+        files["gif"] = gif
+        timings["gif"] = time.perf_counter() - t0
+    logger.info("wrote %s", ", ".join(str(p) for p in files.values()))
+    return {
+        "episode": str(path),
+        "steps": n,
+        "files": {k: str(v) for k, v in files.items()},
+        "seconds": {k: round(v, 3) for k, v in timings.items()},
+    }

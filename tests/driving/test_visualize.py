@@ -223,3 +223,31 @@ def test_track_from_a_rollout_on_disk_keeps_the_state_order(tmp_path):
         resolve_episode(tmp_path / "rollouts", 7)
     with pytest.raises(VisualizeError, match="not an episode dataset"):
         resolve_episode(tmp_path)
+
+
+def test_layout_from_the_ncp_wiring_groups_neurons_as_the_wiring_does(tmp_path):
+    from driving.wiring import NCP, default_steering_wiring
+
+    wiring = default_steering_wiring()
+    layout = NeuronLayout.from_wiring(wiring)
+    assert layout.names == tuple(wiring.neuron_names)
+    groups = layout.group_indices()
+    assert {g: list(v) for g, v in groups.items()} == {g: list(r) for g, r in wiring.groups.items()}
+    assert np.array_equal(layout.adjacency, wiring.state_adjacency)
+    assert np.array_equal(layout.sensory_adjacency, wiring.state_sensory_adjacency)
+    # Every synapse the diagram draws runs between the layers the wiring says it does.
+    src, dst = np.nonzero(layout.adjacency)
+    pairs = {(layout.groups[s], layout.groups[d]) for s, d in zip(src, dst, strict=True)}
+    assert pairs <= {("inter", "command"), ("command", "command"), ("command", "motor")}
+    small = NCP(
+        4,
+        3,
+        2,
+        sensory_fanout=2,
+        inter_fanout=2,
+        recurrent_command_synapses=2,
+        motor_fanin=2,
+        seed=1,
+    ).build(5)
+    png, _ = save_wiring(NeuronLayout.from_wiring(small), tmp_path)
+    assert png.stat().st_size > 1000
