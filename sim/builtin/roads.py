@@ -235,7 +235,7 @@ def curvature_profile(layout: RoadLayout, length_m: float, rng: np.random.Genera
         if target != 0.0:
             limit = math.copysign(hmax, target) - h_ramp - back
             hold = min(hold, max(limit / target, 0.0))
-        n_ramp = max(round(ramp / DS_M), 1)
+        n_ramp = max(math.ceil(ramp / DS_M - 1e-9), 1)
         n_hold = round(hold / DS_M)
         ramp_samples = kappa + (target - kappa) * (np.arange(1, n_ramp + 1) / n_ramp)
         piece = np.concatenate([ramp_samples, np.full(n_hold, target)])
@@ -244,7 +244,7 @@ def curvature_profile(layout: RoadLayout, length_m: float, rng: np.random.Genera
         kappa = target
         total += piece.size * DS_M
     # ramp back to straight and end with a straight
-    n_ramp = max(round(abs(kappa) / layout.max_sharpness_per_m2 / DS_M), 1)
+    n_ramp = max(math.ceil(abs(kappa) / layout.max_sharpness_per_m2 / DS_M - 1e-9), 1)
     pieces.append(kappa * (1.0 - np.arange(1, n_ramp + 1) / n_ramp))
     pieces.append(np.zeros(int(30.0 / DS_M)))
     return np.concatenate(pieces)
