@@ -258,6 +258,32 @@ def _build_town(radius: float, wobble: float, lobes: int, i_a: float, i_b: float
     return lanes
 
 
+BUILTIN_TOWN = {"Town01": "suburb", "Town02": "countryside"}
+"""Builtin town whose road and theme stand in for a CARLA town when rendering with it."""
+BUILTIN_WEATHER = {
+    "ClearNoon": "clear_noon",
+    "CloudyNoon": "overcast",
+    "WetNoon": "wet_road",
+    "HardRainNoon": "heavy_rain",
+    "ClearSunset": "sunset",
+    "WetSunset": "sunset",
+    "SoftRainSunset": "heavy_rain",
+}
+"""Builtin weather standing in for a CARLA preset (others: ``clear_noon``)."""
+
+
+def _builtin_road_lanes(town: str, length_m: float = 900.0) -> tuple[list[_Lane], Any]:
+    """The right lane of a builtin road (a dead end), in CARLA's frame, and the road."""
+    from sim.builtin.roads import generate_road
+    from sim.builtin.towns import get_town
+
+    rng = np.random.default_rng(sum(map(ord, town)))
+    road = generate_road(get_town(BUILTIN_TOWN[town]).layout, length_m, 3.5, rng)
+    x, y, _ = road.locate(road.s, -road.lane_width_m / 2)
+    xy = _resample(np.stack([x, -y], axis=1))  # mirror into CARLA's left-handed frame
+    return [_Lane(xy, road.lane_width_m, 0.0, 1)], road
+
+
 TOWN_GEOMETRY: dict[str, Callable[[], list[_Lane]]] = {
     "Town01": lambda: _build_town(radius=70.0, wobble=0.18, lobes=3, i_a=0.05, i_b=0.30),
     "Town02": lambda: _build_town(radius=55.0, wobble=0.22, lobes=2, i_a=0.55, i_b=0.80),
@@ -327,7 +353,8 @@ class Map:
     def get_spawn_points(self) -> list[Transform]:
         ln = self._lanes[0]
         out = []
-        for s in np.arange(10.0, ln.length - 10.0, 20.0):
+        end = ln.length - (10.0 if ln.successors else 200.0)  # a dead end leaves room for routes
+        for s in np.arange(10.0, end, 20.0):
             wp = Waypoint(self, 0, float(s))
             loc = wp.transform.location
             out.append(
@@ -661,6 +688,9 @@ class Server:
         late_image_every: Every n-th frame's image is delivered late from a thread (0 = never).
         late_image_delay_s: How late, s.
         stamp_frames: Write ``frame % 256`` into pixel (0, 0) of every image (R, G and B).
+        render: ``"raster"`` (the loop towns, a plain top-down raster: fast) or ``"builtin"``
+            (the towns are the right lane of a builtin road, drawn by the builtin renderer
+            with its town theme and the closest builtin weather).
     """
 
     def __init__(
@@ -672,10 +702,15 @@ class Server:
         late_image_every: int = 3,
         late_image_delay_s: float = 0.005,
         stamp_frames: bool = False,
+        render: str = "raster",
     ) -> None:
         self.host, self.port, self.version = host, port, version
         self.late_image_every, self.late_image_delay_s = late_image_every, late_image_delay_s
         self.stamp_frames = stamp_frames
+        if render not in ("raster", "builtin"):
+            raise ValueError(f"render must be 'raster' or 'builtin', got {render!r}")
+        self.render = render
+        self._renderers: dict[tuple[int, str], Any] = {}
         self.settings = WorldSettings()
         self.frame = 0
         self.elapsed = 0.0
@@ -716,8 +751,13 @@ class Server:
         if town not in TOWN_GEOMETRY:
             raise RuntimeError(f"map not found: {town}")
         self.town = town
-        self.map = Map(town, TOWN_GEOMETRY[town]())
-        self.raster = _Raster(self.map)
+        self._renderers = {}
+        if self.render == "builtin":
+            lanes, self.road = _builtin_road_lanes(town)
+            self.map = Map(town, lanes)
+        else:
+            self.map = Map(town, TOWN_GEOMETRY[town]())
+            self.raster = _Raster(self.map)
         self.world_id = self._next_id()
         for a in list(self.actors.values()):
             a._alive = False
@@ -760,6 +800,33 @@ class Server:
         self.log.append(("tick", self.frame))
         return self.frame
 
+    def _builtin_view(self, cam: Sensor, car: Vehicle, w: int, h: int, fov: float) -> np.ndarray:
+        """The builtin renderer's frame for the car's pose (our frame: CARLA's y mirrored)."""
+        from sim.builtin.camera import CameraModel
+        from sim.builtin.render import Renderer
+        from sim.builtin.texture import GroundTexture
+        from sim.builtin.towns import get_town, place_props
+        from sim.builtin.weather import get_weather
+        from sim.spec import CameraSpec
+
+        weather = BUILTIN_WEATHER.get(getattr(self.weather, "_name", ""), "clear_noon")
+        key = (cam.id, weather)
+        if key not in self._renderers:
+            rel = cam._rel
+            spec = CameraSpec(
+                w, h, fov, rel.location.z, -rel.rotation.pitch, rel.location.x + WHEELBASE_M / 2
+            )
+            town, wth = get_town(BUILTIN_TOWN[self.town]), get_weather(weather)
+            props = place_props(self.road, town, np.random.default_rng(1))
+            texture = GroundTexture(self.road, town, wth, props, seed=1)
+            self._renderers[key] = Renderer(CameraModel(spec), self.road, texture, props, wth, 1)
+        yaw = math.radians(car._rel.rotation.yaw)
+        x = car._rel.location.x - WHEELBASE_M / 2 * math.cos(yaw)
+        y = -(car._rel.location.y - WHEELBASE_M / 2 * math.sin(yaw))
+        near = int(np.argmin((self.road.x - x) ** 2 + (self.road.y - y) ** 2))
+        _, s, *_ = self.road.project(x, y, near)
+        return self._renderers[key].render(x, y, -yaw, s)
+
     def _lane_distance(self, v: Vehicle) -> float:
         loc = v._rel.location
         lane, _s, dist = self.map.nearest(loc.x, loc.y)
@@ -771,7 +838,10 @@ class Server:
             w, h = int(s.attributes["image_size_x"]), int(s.attributes["image_size_y"])
             fov = float(s.attributes["fov"])
             tf = s.get_transform()
-            rgb = self.raster.view(tf, w, h, fov, self.weather)
+            if self.render == "builtin" and parent is not None:
+                rgb = self._builtin_view(s, parent, w, h, fov)
+            else:
+                rgb = self.raster.view(tf, w, h, fov, self.weather)
             if self.stamp_frames:
                 rgb[0, 0] = self.frame % 256
             bgra = np.dstack([rgb[:, :, ::-1], np.full((h, w, 1), 255, np.uint8)])
