@@ -107,3 +107,53 @@ def test_carla_split_matches_the_carla_backend():
     for name in CARLA_SUITES:
         pairs = {(s.town, s.weather) for s in build_suite(name)}
         assert pairs == set(carla_suites.suite_conditions(name))
+
+
+# ---------------------------------------------------------------------------------------------
+# The evaluate tool
+
+
+def _quick(tmp_path, **overrides):
+    from tools.evaluate import EvalConfig
+
+    kwargs = dict(routes=1, route_km=0.1, out=tmp_path / "eval", rollouts="none", plots=False)
+    kwargs.update(overrides)
+    return EvalConfig(**kwargs)
+
+
+def test_expert_has_no_interventions_on_every_builtin_suite(tmp_path):
+    from driving.report import load_metrics
+    from tools.evaluate import evaluate
+
+    doc = load_metrics(evaluate(_quick(tmp_path, suite="all", route_km=0.05)))
+    assert [m["name"] for m in doc["models"]] == ["expert"]
+    assert list(dict.fromkeys(e["spec"]["suite"] for e in doc["episodes"])) == list(BUILTIN_SUITES)
+    for e in doc["episodes"]:
+        m = e["metrics"]
+        assert m["interventions"] == 0, e["spec"]
+        assert m["route_completion"] == pytest.approx(1.0, abs=0.02), e["spec"]
+        assert m["lateral_error_max_m"] < 0.5, e["spec"]
+    rates = {e["spec"]["control_rate_hz"] for e in doc["episodes"] if e["spec"]["suite"] == "rate"}
+    assert rates == {10.0, 20.0, 30.0}
+
+
+def test_bad_requests_are_clear_errors(tmp_path):
+    from tools.evaluate import EvalError
+
+    with pytest.raises(EvalError, match="unknown suite 'towns'"):
+        _quick(tmp_path, suite="towns")
+    with pytest.raises(EvalError, match="need --sim carla"):
+        _quick(tmp_path, suite="carla-train")
+    with pytest.raises(EvalError, match="is not a folder"):
+        _quick(tmp_path, checkpoint=(tmp_path / "missing",))
+    with pytest.raises(EvalError, match="alternatives"):
+        _quick(tmp_path, workers=2, ray="local")
+
+
+def test_model_names_are_unique(tmp_path):
+    from pathlib import Path
+
+    from tools.evaluate import model_names
+
+    paths = [Path("a/cfc"), Path("b/cfc"), Path("c/expert")]
+    assert model_names(paths) == ["cfc", "cfc-2", "expert-2"]
