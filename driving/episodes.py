@@ -31,7 +31,9 @@ import json
 import logging
 import math
 import os
+import queue
 import re
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -230,6 +232,35 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+class _BackgroundSync:
+    """Fsyncs files on a helper thread while the recorder goes on (fsync releases the GIL)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[Path | None] = queue.Queue()
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="episode-fsync", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (path := self._queue.get()) is not None:
+            try:
+                _fsync_path(path)
+            except OSError as e:
+                self._error = e
+
+    def submit(self, path: Path) -> None:
+        """Queues ``path`` for fsync."""
+        self._queue.put(path)
+
+    def drain(self) -> None:
+        """Waits until every queued file is synced; re-raises the first error."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 def _write_json_atomic(path: Path, content: Mapping[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as f:
@@ -359,13 +390,19 @@ def list_partial_episodes(root: Path | str) -> list[Path]:
     return sorted(found, key=lambda p: int(PARTIAL_NAME_RE.match(p.name).group(1)))
 
 
+def next_episode_index(root: Path | str) -> int:
+    """The id a new episode would get: one above every existing id, ``.partial`` included."""
+    folder = Path(root) / EPISODES_DIR
+    names = os.listdir(folder) if folder.is_dir() else []
+    ids = [i for i in (_episode_index(n) for n in names) if i is not None]
+    return max(ids, default=-1) + 1
+
+
 def _allocate_episode(root: Path) -> tuple[int, Path]:
     """Creates a fresh ``episode_N.partial`` folder, N above every existing id (race-free)."""
-    folder = root / EPISODES_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+    (root / EPISODES_DIR).mkdir(parents=True, exist_ok=True)
     while True:
-        ids = [i for i in (_episode_index(n) for n in os.listdir(folder)) if i is not None]
-        index = max(ids, default=-1) + 1
+        index = next_episode_index(root)
         path = episode_dir(root, index, partial=True)
         try:
             path.mkdir()
@@ -447,6 +484,7 @@ class EpisodeWriter:
         self._encode_params = [cv2.IMWRITE_JPEG_QUALITY, self.info.jpeg_quality]
         self.num_steps = 0
         self.finished = False
+        self._sync = _BackgroundSync() if fsync else None
 
     def write_step(self, image: np.ndarray, row: Mapping[str, Any]) -> None:
         """Appends one step: its RGB frame, then its CSV row (flushed).
@@ -484,8 +522,11 @@ class EpisodeWriter:
         ok, buf = cv2.imencode(".jpg", image[..., ::-1], self._encode_params)  # RGB -> BGR
         if not ok:
             raise RuntimeError(f"JPEG encoding failed for step {self.num_steps}")
-        with open(self.path / FRAMES_DIR / f"{self.num_steps:06d}.jpg", "wb") as f:
+        frame_path = self.path / FRAMES_DIR / f"{self.num_steps:06d}.jpg"
+        with open(frame_path, "wb") as f:
             f.write(buf.tobytes())
+        if self._sync is not None:
+            self._sync.submit(frame_path)
         self._csv_file.write(",".join(values) + "\n")
         self._csv_file.flush()
         self.num_steps += 1
@@ -513,7 +554,9 @@ class EpisodeWriter:
             num_steps=self.num_steps,
             finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         )
-        _finalise(self.path, self.final_path, self.metadata, self.num_steps, self.fsync)
+        if self._sync is not None:
+            self._sync.drain()  # every frame is on disk
+        _finalise(self.path, self.final_path, self.metadata, 0, self.fsync)
         self.finished = True
         return self.final_path
 
@@ -521,6 +564,8 @@ class EpisodeWriter:
         """Closes the CSV file without finishing (the folder stays ``.partial``)."""
         if not self._csv_file.closed:
             self._csv_file.close()
+        if self._sync is not None:
+            self._sync.drain()
 
     def __enter__(self) -> EpisodeWriter:
         return self
@@ -530,12 +575,13 @@ class EpisodeWriter:
 
 
 def _finalise(
-    partial: Path, final: Path, metadata: Mapping[str, Any], num_steps: int, fsync: bool
+    partial: Path, final: Path, metadata: Mapping[str, Any], sync_frames: int, fsync: bool
 ) -> None:
+    """Writes the final metadata, fsyncs (frames ``0..sync_frames-1`` too), renames."""
     frames = partial / FRAMES_DIR
     _write_json_atomic(partial / EPISODE_FILE, metadata)
     if fsync:
-        for i in range(num_steps):
+        for i in range(sync_frames):
             _fsync_path(frames / f"{i:06d}.jpg")
         _fsync_path(partial / STEPS_FILE)
         _fsync_path(frames)
