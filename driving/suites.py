@@ -25,8 +25,9 @@ CARLA suites (CARLA's own benchmark split, ``DESIGN.md``): ``carla-train`` (Town
 training weathers), ``carla-new-town`` (Town02, training weathers), ``carla-new-weather``
 (Town01, test weathers), ``carla-new-town-weather`` (Town02, test weathers).
 
-The route seeds are fixed and far from the recording seeds, so evaluation roads are never
-training roads. ``routes`` and ``route_km`` overrides give short variants for tests and demos.
+The route seeds are fixed. ``tools/record.py`` draws each recorded episode's road seed at
+random from [0, 2**31), so an evaluation road is also a training road with a probability of
+about 1e-9 per recorded episode. ``routes`` and ``route_km`` overrides give short variants for tests and demos.
 """
 
 from __future__ import annotations
