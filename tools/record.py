@@ -476,10 +476,13 @@ def record(cfg: RecordConfig) -> RecordSummary:
     stop = mp.get_context("spawn").Event() if cfg.workers > 1 else _LocalFlag()
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
+    signalled = []
+
     def request_stop(signum: int, _frame: Any) -> None:
-        if stop.is_set():  # a second signal: stop now, leaving .partial episodes
+        if signalled:  # a second signal: stop now, leaving .partial episodes
             raise KeyboardInterrupt
         logger.warning("signal %d: finishing the episodes in progress, then stopping", signum)
+        signalled.append(signum)
         stop.set()
 
     start = time.perf_counter()
@@ -495,7 +498,7 @@ def record(cfg: RecordConfig) -> RecordSummary:
             signal.signal(s, handler)
         bar.close()
         summary.wall_s = time.perf_counter() - start
-        summary.stopped = stop.is_set()
+        summary.stopped = bool(signalled)
         summary.dataset_episodes = len(ep.list_episodes(cfg.out))
         summary.dataset_bytes = _dataset_size(cfg.out)
     return summary

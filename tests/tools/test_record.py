@@ -65,6 +65,7 @@ def test_minutes_mode_and_two_workers(tmp_path):
     cfg = RecordConfig(out=tmp_path / "d", minutes=0.1, workers=2, progress=False, **SMALL)
     summary = record(cfg)
     assert summary.episodes == 3 and summary.sim_s == pytest.approx(6.0, abs=0.3)
+    assert not summary.stopped
     episodes = list(ep.iter_episodes(cfg.out, check_frames=True))
     assert sorted(e.index for e in episodes) == [0, 1, 2]
     assert len({e.meta["seed"] for e in episodes}) == 3
