@@ -97,12 +97,17 @@ class CarlaEnvConfig:
     """Range of the per-episode cruise speed when ``target_speed_mps`` is None, m/s."""
     route_length_m: float = 300.0
     """Route length; the episode is truncated when the car has progressed this far, m."""
-    max_time_s: float = 120.0
-    """Simulated time limit of an episode (truncation), s."""
+    max_time_s: float | None = None
+    """Simulated time limit (truncation), s; None = twice the route's duration at the
+    target speed plus 10 s (as builtin)."""
     intervention_mode: bool = False
     """Count a lane departure as an intervention and put the car back (instead of ending)."""
-    departure_margin_m: float = 0.5
-    """Departure = ``|lateral offset| > lane half width + this margin``, m."""
+    departure_margin_m: float = 0.25
+    """Departure = ``|lateral offset| > lane half width + this margin``, m (as builtin)."""
+    max_lateral_accel_mps2: float = 3.0
+    """The cruise controller slows below the target speed where the route ahead bends so
+    tightly (CARLA's junction turns: radius ~10 m) that the target speed would exceed this
+    lateral acceleration, m/s^2."""
     max_curvature_per_m: float = 0.25
     """Action limit, 1/m (also clipped to the vehicle's own full-lock curvature)."""
     vehicle_blueprint: str = "vehicle.tesla.model3"
@@ -149,10 +154,14 @@ class CarlaEnvConfig:
             )
         if self.target_speed_mps is not None and self.target_speed_mps <= 0:
             raise ValueError(f"target_speed_mps must be positive, got {self.target_speed_mps}")
-        if self.route_length_m <= 0 or self.max_time_s <= 0:
+        if self.route_length_m <= 0 or (self.max_time_s is not None and self.max_time_s <= 0):
             raise ValueError(
                 "route_length_m and max_time_s must be positive, got "
                 f"{self.route_length_m}, {self.max_time_s}"
+            )
+        if self.max_lateral_accel_mps2 <= 0:
+            raise ValueError(
+                f"max_lateral_accel_mps2 must be positive, got {self.max_lateral_accel_mps2}"
             )
         if self.departure_margin_m < 0 or self.max_curvature_per_m <= 0:
             raise ValueError(
@@ -255,6 +264,7 @@ class CarlaDrivingEnv(gym.Env):
         self._t_s = 0.0
         self._start_s = 0.0
         self._route_length = cfg.route_length_m
+        self._max_time_s = 0.0
         self._episode_done = True
 
         self._atexit = functools.partial(_close_weak, weakref.ref(self))
@@ -407,6 +417,11 @@ class CarlaDrivingEnv(gym.Env):
             self._tm.set_random_device_seed(int(seed))
         lo, hi = cfg.target_speed_range_mps
         self._target_speed = cfg.target_speed_mps or float(rng.uniform(lo, hi))
+        self._max_time_s = (
+            cfg.max_time_s
+            if cfg.max_time_s is not None
+            else 2.0 * cfg.route_length_m / self._target_speed + 10.0
+        )
         self._speed_integral = 0.0
 
         start_wp = self._spawn_vehicle(
@@ -577,7 +592,7 @@ class CarlaDrivingEnv(gym.Env):
         terminated = bool(collisions) or departed
         progress = self._state.projection.s_m - self._start_s
         truncated = not terminated and (
-            progress >= self._route_length or self._t_s >= cfg.max_time_s
+            progress >= self._route_length or self._t_s >= self._max_time_s
         )
         self._episode_done = terminated or truncated
         obs = self._observation(image)
@@ -610,9 +625,17 @@ class CarlaDrivingEnv(gym.Env):
         self._state = self._measure()
         return image
 
+    def _speed_setpoint(self, speed_mps: float) -> float:
+        """The target speed, lowered for tight bends within the next ``2 s + 5 m`` of route."""
+        horizon = 2.0 * max(speed_mps, self._target_speed) + 5.0
+        v_bend = self._route.bend_speed_limit(
+            self._state.projection.s_m, horizon, self.config.max_lateral_accel_mps2
+        )
+        return min(self._target_speed, max(v_bend, 2.0))
+
     def _cruise(self, speed_mps: float) -> tuple[float, float]:
-        """PI throttle towards the target speed; proportional brake when clearly too fast."""
-        err = self._target_speed - speed_mps
+        """PI throttle towards the speed set-point; proportional brake when clearly too fast."""
+        err = self._speed_setpoint(speed_mps) - speed_mps
         self._speed_integral = min(max(self._speed_integral + err * self.config.dt_s, -20.0), 20.0)
         if err < -_BRAKE_DEADBAND_MPS:
             return 0.0, min(_KP_BRAKE * -err, 1.0)

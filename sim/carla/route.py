@@ -96,6 +96,23 @@ class Route:
         """Total arc length, m."""
         return float(self.s[-1])
 
+    def bend_speed_limit(
+        self, s_m: float, horizon_m: float, max_lateral_accel_mps2: float
+    ) -> float:
+        """Highest speed keeping ``v**2 * |curvature|`` within a lateral-acceleration limit.
+
+        Args:
+            s_m: Arc length of the vehicle's projection, m.
+            horizon_m: How far ahead to look, m.
+            max_lateral_accel_mps2: The limit, m/s^2.
+
+        Returns:
+            The speed, m/s (infinite when the route ahead is straight).
+        """
+        i0, i1 = np.searchsorted(self.s, [s_m, s_m + horizon_m])
+        kappa = float(np.abs(self.curvature[i0 : max(i1, i0 + 1)]).max(initial=0.0))
+        return math.sqrt(max_lateral_accel_mps2 / kappa) if kappa > 1e-9 else math.inf
+
     def point_at(self, s_m: float) -> tuple[float, float, float]:
         """Our-frame ``(x, y, yaw)`` of the lane centre at arc length ``s_m`` (clamped)."""
         s = min(max(s_m, 0.0), self.length_m)

@@ -350,6 +350,11 @@ class Map:
             return None
         return Waypoint(self, lane, s)
 
+    def lane_distance(self, x: float, y: float) -> float:
+        """Distance of a point beyond the edge of the nearest lane, m (negative = inside)."""
+        lane, _s, dist = self.nearest(x, y)
+        return dist - self._lanes[lane].width_m / 2
+
     def get_spawn_points(self) -> list[Transform]:
         ln = self._lanes[0]
         out = []
@@ -361,6 +366,42 @@ class Map:
                 Transform(Location(loc.x, loc.y, 0.5), Rotation(yaw=wp.transform.rotation.yaw))
             )
         return out
+
+
+class RealMap:
+    """The real wheel's offline ``carla.Map(name, xodr)`` behind the stand-in's map interface.
+
+    Waypoints, lane widths and the left-handed geometry are the real library's; spawn points
+    (which come from the UE level, not the OpenDRIVE, so the offline map has none) are lane
+    centres of the given lane every 20 m, 2 m above the road like CARLA's.
+    """
+
+    def __init__(self, real_carla: Any, name: str, xodr: str, lane_id: int = -1) -> None:
+        self._real = real_carla
+        self._map = real_carla.Map(name, xodr)
+        self.name = f"Carla/Maps/{name}"
+        self._lane_id = lane_id
+
+    def get_waypoint(self, location: Any, project_to_road: bool = True,
+                     lane_type: Any = LaneType.Driving) -> Any:  # fmt: skip
+        loc = self._real.Location(x=location.x, y=location.y, z=0.0)
+        return self._map.get_waypoint(loc, project_to_road, self._real.LaneType.Driving)
+
+    def lane_distance(self, x: float, y: float) -> float:
+        wp = self.get_waypoint(Location(x, y, 0.0))
+        c = wp.transform.location
+        return math.hypot(x - c.x, y - c.y) - wp.lane_width / 2
+
+    def get_spawn_points(self) -> list[Transform]:
+        wps = [w for w in self._map.generate_waypoints(20.0) if w.lane_id == self._lane_id]
+        wps = [w for w in wps if w.next(60.0)]  # at least 60 m of road ahead
+        return [
+            Transform(
+                Location(w.transform.location.x, w.transform.location.y, 2.0),
+                Rotation(yaw=w.transform.rotation.yaw),
+            )
+            for w in sorted(wps, key=lambda w: w.s)
+        ]
 
 
 # =============================================================================================
@@ -691,6 +732,8 @@ class Server:
         render: ``"raster"`` (the loop towns, a plain top-down raster: fast) or ``"builtin"``
             (the towns are the right lane of a builtin road, drawn by the builtin renderer
             with its town theme and the closest builtin weather).
+        real_map: Serve this real-wheel OpenDRIVE map as ``town`` instead (images are flat
+            grey: the real map has no raster here).
     """
 
     def __init__(
@@ -703,10 +746,12 @@ class Server:
         late_image_delay_s: float = 0.005,
         stamp_frames: bool = False,
         render: str = "raster",
+        real_map: RealMap | None = None,
     ) -> None:
         self.host, self.port, self.version = host, port, version
         self.late_image_every, self.late_image_delay_s = late_image_every, late_image_delay_s
         self.stamp_frames = stamp_frames
+        self.real_map = real_map
         if render not in ("raster", "builtin"):
             raise ValueError(f"render must be 'raster' or 'builtin', got {render!r}")
         self.render = render
@@ -748,11 +793,13 @@ class Server:
         return self._ids
 
     def _load(self, town: str) -> None:
-        if town not in TOWN_GEOMETRY:
+        if town not in TOWN_GEOMETRY and self.real_map is None:
             raise RuntimeError(f"map not found: {town}")
         self.town = town
         self._renderers = {}
-        if self.render == "builtin":
+        if self.real_map is not None:
+            self.map = self.real_map
+        elif self.render == "builtin":
             lanes, self.road = _builtin_road_lanes(town)
             self.map = Map(town, lanes)
         else:
@@ -829,8 +876,7 @@ class Server:
 
     def _lane_distance(self, v: Vehicle) -> float:
         loc = v._rel.location
-        lane, _s, dist = self.map.nearest(loc.x, loc.y)
-        return dist - self.map._lanes[lane].width_m / 2
+        return self.map.lane_distance(loc.x, loc.y)
 
     def _sense(self, s: Sensor, before: dict[int, float], collide: bool) -> None:
         parent = s.parent
@@ -838,7 +884,9 @@ class Server:
             w, h = int(s.attributes["image_size_x"]), int(s.attributes["image_size_y"])
             fov = float(s.attributes["fov"])
             tf = s.get_transform()
-            if self.render == "builtin" and parent is not None:
+            if self.real_map is not None:
+                rgb = np.full((h, w, 3), 100, np.uint8)
+            elif self.render == "builtin" and parent is not None:
                 rgb = self._builtin_view(s, parent, w, h, fov)
             else:
                 rgb = self.raster.view(tf, w, h, fov, self.weather)

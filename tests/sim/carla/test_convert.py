@@ -196,3 +196,14 @@ def test_standin_value_types_agree_with_the_real_wheel(real_carla):
         assert hasattr(carla.WeatherParameters, name) and hasattr(standin.WeatherParameters, name)
     assert hasattr(carla.command, "DestroyActor")
     assert carla.Client("127.0.0.1", 1).get_client_version() == standin.CLIENT_VERSION
+
+
+def test_bend_speed_limit_looks_ahead():
+    # 30 m straight, then a 90 degree turn of radius 10 m (a CARLA junction turn).
+    s = np.arange(0.0, 30.0, 0.5)
+    a = np.linspace(0.0, math.pi / 2, 40)
+    x = np.concatenate([s, 30.0 + 10 * np.sin(a[1:])])
+    y = np.concatenate([np.zeros_like(s), 10 * (1 - np.cos(a[1:]))])
+    route = Route(x, y, np.full(x.size, 1.75), np.zeros(x.size, bool))
+    assert route.bend_speed_limit(0.0, 10.0, 3.0) == math.inf
+    assert route.bend_speed_limit(0.0, 40.0, 3.0) == pytest.approx(math.sqrt(30.0), rel=0.05)

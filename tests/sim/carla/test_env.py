@@ -245,7 +245,7 @@ def test_lane_departure_terminates(server, env_kwargs):
         env.reset(seed=0)
         _, _, term, trunc, info = run(env, 200, kappa=0.2)
         assert term and not trunc and not info[spec.INFO_COLLISION]
-        assert abs(info[spec.INFO_LATERAL_OFFSET_M]) > info[spec.INFO_LANE_HALF_WIDTH_M] + 0.5
+        assert abs(info[spec.INFO_LATERAL_OFFSET_M]) > info[spec.INFO_LANE_HALF_WIDTH_M] + 0.25
         with pytest.raises(RuntimeError, match="reset"):
             env.step(np.zeros(1, np.float32))
     assert_clean(server)
