@@ -122,7 +122,8 @@ def contact_sheet(episodes: list[Any], max_frames: int = 36) -> Any:
         per_episode = max(1, max_frames // len(episodes))
         chosen = episodes[:: max(1, len(episodes) // max_frames)] if per_episode == 1 else episodes
         for e in chosen:
-            for i in np.linspace(0, len(e) - 1, per_episode).round().astype(int):
+            inner = np.linspace(0, len(e) - 1, per_episode + 2)[1:-1]  # skip the very ends
+            for i in inner.round().astype(int):
                 picks.append((e, int(i)))
         picks = picks[:max_frames]
     h, w = episodes[0].image_shape[:2] if episodes else (78, 200)
@@ -173,10 +174,10 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"bad episodes: {len(summary['bad_episodes'])}",
     ]
     for key in ("by_town", "by_weather"):
-        lines.append(f"  {key[3:]:<10} {'episodes':>8} {'hours':>7} {'km':>7}")
+        lines.append(f"  {key[3:]:<14} {'episodes':>8} {'hours':>7} {'km':>7}")
         for name, row in sorted(summary[key].items()):
             lines.append(
-                f"  {name:<10} {row['episodes']:>8} {row['hours']:>7.2f} {row['km']:>7.1f}"
+                f"  {name:<14} {row['episodes']:>8} {row['hours']:>7.2f} {row['km']:>7.1f}"
             )
     lines.append(
         "  outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["outcomes"].items()))
