@@ -250,11 +250,12 @@ def _make_env(cfg: RecordConfig, town: str, weather: str) -> Any:
     }
     if cfg.target_speed_range_mps is not None:
         kwargs["target_speed_range_mps"] = tuple(cfg.target_speed_range_mps)
-    hi = cfg.target_speed_range_mps[1] if cfg.target_speed_range_mps else 25.0
-    # The route outlasts the episode, so episodes end at the time limit, not the route end.
-    kwargs["route_length_m"] = float(min(max(100.0, 1.1 * hi * cfg.episode_s + 50.0), 100_000.0))
     if cfg.sim == "carla":
-        kwargs |= {"host": cfg.host, "port": cfg.port}
+        kwargs |= {"host": cfg.host, "port": cfg.port}  # CARLA plans its own route length
+    else:
+        # The route outlasts the episode, so episodes end at the time limit, not the route end.
+        hi = cfg.target_speed_range_mps[1] if cfg.target_speed_range_mps else 25.0
+        kwargs["route_length_m"] = float(min(max(100.0, 1.1 * hi * cfg.episode_s + 50), 1e5))
     env = sim.make_env(cfg.sim, **kwargs)
     if cfg.noise and cfg.noise_share > 0 and cfg.noise_amplitude_per_m > 0:
         from sim.wrappers import NoiseInjection

@@ -165,3 +165,27 @@ def test_cli_refuses_a_folder_of_another_kind(tmp_path):
     proc = _start(tmp_path / "other", "--episodes", "1")
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "lerobot" in stderr
+
+
+def test_carla_backend_on_the_stand_in_server(tmp_path, monkeypatch):
+    from tests.sim.carla import standin
+
+    monkeypatch.setitem(sys.modules, "carla", standin)
+    server = standin.Server(port=23500, render="raster")
+    try:
+        cfg = RecordConfig(
+            out=tmp_path / "c",
+            sim="carla",
+            port=server.port,
+            episodes=2,
+            episode_s=3.0,
+            progress=False,
+        )
+        summary = record(cfg)
+    finally:
+        server.stop()
+    assert summary.episodes == 2 and ep.read_info(cfg.out).sim == "carla"
+    episodes = list(ep.iter_episodes(cfg.out, check_frames=True))
+    assert {e.town for e in episodes} == {"Town01"}
+    assert {e.weather for e in episodes} <= {"ClearNoon", "WetNoon", "HardRainNoon", "ClearSunset"}
+    assert all(len(e) >= 55 for e in episodes)
