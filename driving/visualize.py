@@ -33,6 +33,8 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
 
+from perception.saliency import SaliencyMethod
+
 logger = logging.getLogger(__name__)
 
 SENSORY = "sensory"
@@ -469,7 +471,9 @@ def draw_wiring(
                 ha="left",
                 va="center",
                 fontsize=6,
-                color="0.25",
+                color="0.2",
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 0.3},
+                zorder=4,
             )
     x_layers = sorted({float(p[0]) for p in pos.values()})
     titles = [SENSORY] * (sens is not None) + list(layout.group_indices())
@@ -631,7 +635,7 @@ class VideoWriter:
         else:
             from PIL import Image
 
-            img = Image.fromarray(frame).quantize(256, method=Image.Quantize.MEDIANCUT)
+            img = Image.fromarray(frame).quantize(256, method=Image.Quantize.FASTOCTREE)
             palette = np.zeros((256, 4), np.uint8)
             rgb = np.asarray(img.getpalette()[: 3 * 256], np.uint8).reshape(-1, 3)
             palette[: len(rgb), :3] = rgb
@@ -1155,7 +1159,7 @@ class VisualizeConfig:
     """Output folder for rollout.mp4, rollout.gif, frame.png, summary.png, wiring.png/.svg."""
     episode: int | None = None
     """Episode id when ``rollout`` is a folder of episodes; None: its first episode."""
-    saliency: str = "visualbackprop"
+    saliency: SaliencyMethod = "visualbackprop"
     """Saliency method: ``visualbackprop`` (NCP paper), ``gradcam`` or ``integrated_gradients``
     (captum; about 0.2 s and 2 s per frame on CPU)."""
     video: bool = True
@@ -1312,3 +1316,84 @@ def visualize(cfg: VisualizeConfig) -> dict[str, Any]:
         "files": {k: str(v) for k, v in files.items()},
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }
+
+
+# ------------------------------------------------------------------------ training (TensorBoard)
+def training_figures(policy: Any, window: dict[str, Any], saliency_frames: int = 4) -> dict:
+    """Images of one validation window for TensorBoard: neuron traces and saliency.
+
+    Args:
+        policy: A ``driving.policy.SteeringPolicy`` (its train/eval mode is restored after).
+        window: One item of ``driving.dataset.WindowDataset`` (``frames`` uint8 (T, H, W, 3),
+            ``dt_s`` (T,), ``label`` (T,)), or a batch of them (the first window is used).
+        saliency_frames: How many frames, evenly spaced over the window, get a saliency map.
+
+    Returns:
+        ``{"neuron_traces": uint8 (H, W, 3), "saliency": uint8 (H, W, 3)}``: the command vs the
+        label over the window above the neuron traces by group, and a column of the network's
+        input view of the chosen frames with their VisualBackProp overlay.
+    """
+    import torch
+
+    from perception.saliency import overlay, visual_backprop
+
+    frames, dt_s, label = window["frames"], window["dt_s"], window["label"]
+    if frames.ndim == 5:  # a batch: take the first window
+        frames, dt_s, label = frames[0], dt_s[0], label[0]
+    if frames.ndim != 4 or frames.dtype != torch.uint8:
+        raise VisualizeError(
+            f"window['frames'] must be uint8 (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}"
+        )
+    was_training = policy.training
+    policy.eval()
+    try:
+        with torch.no_grad():
+            device = policy.device
+            curvature, states = policy(frames[None].to(device), dt_s[None].to(device))
+            idx = np.linspace(0, len(frames) - 1, min(saliency_frames, len(frames))).round()
+            picked = frames[torch.as_tensor(idx.astype(np.int64))].to(device)
+            x01 = policy.preprocess.prepare(picked)
+            masks = visual_backprop(policy.head, policy.preprocess.normalize(x01))
+    finally:
+        policy.train(was_training)
+    t = np.cumsum(dt_s.double().cpu().numpy())
+    zeros = np.zeros(len(t))
+    n_state = states.shape[-1]
+    track = RolloutTrack(
+        t_s=t,
+        curvature_pred=curvature[0].double().cpu().numpy(),
+        curvature_expert=label.double().cpu().numpy(),
+        x_m=zeros,
+        y_m=zeros,
+        yaw_rad=zeros,
+        intervention=zeros.astype(bool),
+        states=states[0].double().cpu().numpy() if n_state else None,
+    )
+    layout = layout_from_policy(policy)
+    groups = layout.group_indices() if layout is not None else {}
+    fig = _figure(900, 170 + 130 * len(groups), layout="constrained")
+    axes = fig.subplots(1 + len(groups), 1, sharex=True, squeeze=False)[:, 0]
+    draw_command(axes[0], track)
+    axes[0].set_xlabel("")
+    if layout is not None:
+        draw_traces(list(axes[1:]), track, layout)
+    traces = figure_to_array(fig)
+    view = (x01.permute(0, 2, 3, 1) * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
+    tiles = [overlay(v, m) for v, m in zip(view, masks.cpu().numpy(), strict=True)]
+    gap = np.full((2, view.shape[2], 3), 255, np.uint8)
+    column = np.concatenate([x for tile in tiles for x in (tile, gap)][:-1])
+    column = cv2.resize(column, (2 * column.shape[1], 2 * column.shape[0]), cv2.INTER_NEAREST)
+    return {"neuron_traces": traces, "saliency": column}
+
+
+def log_training_figures(writer: Any, policy: Any, window: dict[str, Any], step: int) -> None:
+    """Logs :func:`training_figures` as TensorBoard images ``figures/<name>``.
+
+    Args:
+        writer: A ``torch.utils.tensorboard.SummaryWriter``.
+        policy: The policy being trained.
+        window: A fixed validation window (one ``WindowDataset`` item, or a batch).
+        step: The global training step.
+    """
+    for tag, image in training_figures(policy, window).items():
+        writer.add_image(f"figures/{tag}", image, step, dataformats="HWC")

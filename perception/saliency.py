@@ -10,7 +10,8 @@ VisualBackProp, as done here:
     2. Average each map over channels and divide by its maximum: ``(B, 1, h_i, w_i)``.
     3. Starting from the deepest map, up-sample it with the transposed geometry of the conv
        that produced it (``conv_transpose2d`` with an all-ones kernel of the same size,
-       stride and padding), resize it to the next shallower map and multiply the two.
+       stride and padding, divided by the number of windows covering each pixel so that
+       strides leave no checkerboard), resize it to the next shallower map and multiply.
     4. Up-sample through the first conv to the input size and min-max normalise to [0, 1].
 
 Every function returns maps of shape ``(B, H, W)`` with values in [0, 1] at the input
@@ -63,7 +64,12 @@ def _upsample_through(mask: Tensor, conv: nn.Conv2d, size: tuple[int, int]) -> T
     kh, kw = conv.kernel_size
     ones = torch.ones(1, 1, kh, kw, dtype=mask.dtype, device=mask.device)
     pad = conv.padding if isinstance(conv.padding, tuple) else (0, 0)  # "same"/"valid": no pad
-    up = F.conv_transpose2d(mask, ones, stride=conv.stride, padding=pad, dilation=conv.dilation)
+    geometry = {"stride": conv.stride, "padding": pad, "dilation": conv.dilation}
+    up = F.conv_transpose2d(mask, ones, **geometry)
+    # Divide by how many kernel windows cover each pixel: a strided transposed conv covers
+    # alternate rows/columns unequally, which would print a checkerboard on the map.
+    cover = F.conv_transpose2d(torch.ones_like(mask[:1]), ones, **geometry)
+    up = up / cover.clamp_min(1.0)
     if up.shape[-2:] != size:
         up = F.interpolate(up, size=size, mode="bilinear", align_corners=False)
     return up
