@@ -89,7 +89,7 @@ class CameraModel:
         ahead = (
             self.R[2, 0] * (X - self.C[0]) + self.R[2, 1] * (Y - self.C[1]) - self.R[2, 2] * self.h
         )
-        bad = (w <= 0) | (ahead <= 0)
+        bad = ~(ahead > 0)  # rays above the horizon meet the ground behind the camera
         X = np.where(bad, np.nan, X)
         Y = np.where(bad, np.nan, Y)
         return X, Y

@@ -30,6 +30,9 @@ VIEW_DISTANCE_M = 120.0
 """Ground beyond this distance is drawn as the far-field haze band, m."""
 PROP_DISTANCE_M = 110.0
 """Billboards beyond this distance are not drawn, m."""
+NEAR_DISTANCE_M = 12.0
+"""Ground nearer than this is magnified, not minified: it is warped at the output size
+directly; only the ground beyond it (and the sky) is supersampled."""
 _SHIFT = 4
 _ONE = 1 << _SHIFT
 _KIND = {name: i for i, name in enumerate(PROP_KINDS)}
@@ -86,11 +89,20 @@ class Renderer:
             min(max(math.ceil(self.cam_ss.row_at_distance(VIEW_DISTANCE_M)), 0), Hs - 1)
         )
         shift = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, float(self.row0)], [0.0, 0.0, 1.0]])
-        self._M = self.cam_ss.M @ shift  # sub-image pixel -> vehicle ground
-        self._sky_ss = self._make_sky(Ws, Hs)
-        self._buf_ss = np.empty((Hs, Ws, 3), np.uint8)
-        self._ground = self._buf_ss[self.row0 :]
+        self._M = self.cam_ss.M @ shift  # far sub-image pixel -> vehicle ground
+        ss = self.cam_ss.ss
+        split = math.ceil(camera.row_at_distance(NEAR_DISTANCE_M))
+        self.split = int(min(max(split, (self.row0 + ss) // ss, 1), H))
+        """First output row of the near ground (warped without supersampling)."""
+        self._M_near = camera.M @ np.array(
+            [[1.0, 0.0, 0.0], [0.0, 1.0, float(self.split)], [0.0, 0.0, 1.0]]
+        )
+        self._sky_ss = self._make_sky(Ws, Hs)[: self.split * ss]
+        self._buf_ss = np.empty_like(self._sky_ss)
+        self._far = self._buf_ss[self.row0 :]
         self._img = np.empty((H, W, 3), np.uint8)
+        self._top = self._img[: self.split]
+        self._near = self._img[self.split :]
         self._fbuf = np.empty((H, W, 3), np.float32)
         self._gain, self._add = self._make_light_maps()
         self._props_s = props.s.tolist()
@@ -110,10 +122,9 @@ class Renderer:
             (rows - min(hz - 0.6 * Hs, -1.0)) / max(hz - min(hz - 0.6 * Hs, -1.0), 1.0), 0, 1
         )
         sky = top[None, :] + (bottom - top)[None, :] * (t[:, None] ** 1.5)
-        # below the horizon and beyond the view distance: ground faded into the haze
-        far = math.exp(-w.haze_per_m * VIEW_DISTANCE_M * 1.5)
-        ground = np.asarray(self.texture.mean_ground, np.float64) * np.asarray(w.light)
-        band = ground * far + np.asarray(w.haze_colour, np.float64) * (1 - far)
+        # below the horizon and beyond the view distance: the mean ground colour (the light
+        # map adds light and haze like for the rest of the ground)
+        band = np.asarray(self.texture.mean_ground, np.float64)
         below = rows >= hz
         blend = np.clip((rows - hz) / 2.0, 0, 1)[:, None]
         sky[below] = (bottom * (1 - blend) + band * blend)[below]
@@ -126,8 +137,7 @@ class Renderer:
         H, W = cam.height, cam.width
         vv, uu = np.mgrid[0:H, 0:W].astype(np.float64)
         X, Y = cam.ground_points(uu, vv)
-        first_ground = (self.row0 + 0.5) / self.cam_ss.ss - 0.5
-        ground = np.isfinite(X) & (vv >= first_ground)
+        ground = np.isfinite(X)
         Xg = np.where(ground, X, 1e3)
         Yg = np.where(ground, Y, 0.0)
         dist = np.hypot(Xg - cam.C[0], Yg - cam.C[1])
@@ -147,14 +157,14 @@ class Renderer:
         layers = []
         for _ in range(8):
             layer = np.zeros((H, W, 3), np.uint8)
-            n = int(self.weather.rain * W * H / 120)
+            n = int(self.weather.rain * W * H / 220)
             x0 = rng.uniform(0, W, n)
             y0 = rng.uniform(-0.2 * H, H, n)
             length = rng.uniform(0.05, 0.18, n) * H
             for i in range(n):
                 p0 = (int(x0[i] * _ONE), int(y0[i] * _ONE))
                 p1 = (int((x0[i] - 0.15 * length[i]) * _ONE), int((y0[i] + length[i]) * _ONE))
-                v = int(rng.uniform(25, 60))
+                v = int(rng.uniform(20, 45))
                 cv2.line(layer, p0, p1, (v, v, v), 1, cv2.LINE_AA, _SHIFT)
             layers.append(layer)
         return layers
@@ -185,20 +195,34 @@ class Renderer:
         tile = self.texture.tile_at(s)
         c, sn = math.cos(yaw), math.sin(yaw)
         T = np.array([[c, -sn, x], [sn, c, y], [0.0, 0.0, 1.0]])
-        H = tile.world_to_px @ T @ self._M
+        pose = tile.world_to_px @ T
         buf = self._buf_ss
         np.copyto(buf, self._sky_ss)
-        cv2.warpPerspective(
-            tile.image,
-            H,
-            (self._ground.shape[1], self._ground.shape[0]),
-            dst=self._ground,
-            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=self._border,
-        )
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        far, near = self._far, self._near
+        if far.shape[0] > 0:
+            cv2.warpPerspective(
+                tile.image,
+                pose @ self._M,
+                (far.shape[1], far.shape[0]),
+                dst=far,
+                flags=flags,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=self._border,
+            )
+        top = self._top
+        cv2.resize(buf, (top.shape[1], top.shape[0]), dst=top, interpolation=cv2.INTER_AREA)
+        if near.shape[0] > 0:
+            cv2.warpPerspective(
+                tile.image,
+                pose @ self._M_near,
+                (near.shape[1], near.shape[0]),
+                dst=near,
+                flags=flags,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=self._border,
+            )
         img = self._img
-        cv2.resize(buf, (img.shape[1], img.shape[0]), dst=img, interpolation=cv2.INTER_AREA)
         fb = self._fbuf
         np.multiply(img, self._gain, out=fb)
         np.add(fb, self._add, out=fb)

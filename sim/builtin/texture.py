@@ -43,28 +43,38 @@ def _periodic_noise(rng: np.random.Generator, n: int, beta: float, cutoff: float
     return (out - out.mean()) / (out.std() + 1e-12)
 
 
-@lru_cache(maxsize=16)
-def town_patterns(town_name: str, ground: tuple, variation: tuple, grain: float) -> tuple:
-    """Periodic ground-colour and grain patterns of a town (cached per process).
+COARSE = 4
+"""The ground-colour pattern is sampled at ``COARSE`` times the texture's pixel size (it is
+smooth) and upsampled; the fine grain is sampled at full resolution."""
+GRAIN_AMPLITUDE = 0.09
+"""Relative amplitude of the fine grain on every surface."""
+_GRAIN_REPEAT = 10
+"""The grain pattern is stored repeated this many times per axis, so that a rotated tile can
+be sampled without wrap-around handling (much faster)."""
 
-    Returns:
-        (ground (P, P, 3) uint8 RGB, grain (P, P, 3) uint8 with 128 = no change).
-    """
+
+@lru_cache(maxsize=16)
+def ground_pattern(town_name: str, ground: tuple, variation: tuple) -> np.ndarray:
+    """Periodic (P, P, 3) uint8 RGB ground-colour pattern of a town (cached per process)."""
     seed = sum(ord(c) * 131**i for i, c in enumerate(town_name)) % (2**32)
     rng = np.random.default_rng(seed)
-    big = _periodic_noise(rng, PATTERN_PX, 2.5, 0.05)
-    mid = _periodic_noise(rng, PATTERN_PX, 1.5, 0.25)
-    fine = _periodic_noise(rng, PATTERN_PX, 0.3, 0.5)
+    big = _periodic_noise(rng, PATTERN_PX, 2.5, 0.08)
+    mid = _periodic_noise(rng, PATTERN_PX, 1.2, 0.5)
     g = np.asarray(ground, np.float64)[None, None, :]
     v = np.asarray(variation, np.float64)[None, None, :]
-    ground_img = g + v * (big[..., None] + 0.5 * mid[..., None])
+    img = g + v * (big[..., None] + 0.6 * mid[..., None])
     # independent per-channel tint in the large-scale variation (grass hue, sand tone)
-    ground_img += 0.3 * v * _periodic_noise(rng, PATTERN_PX, 2.5, 0.05)[..., None]
-    grain_img = 128.0 * (1.0 + grain * fine)
-    return (
-        np.clip(ground_img, 0, 255).astype(np.uint8),
-        np.repeat(np.clip(grain_img, 0, 255).astype(np.uint8)[..., None], 3, axis=2),
-    )
+    img += 0.3 * v * _periodic_noise(rng, PATTERN_PX, 2.5, 0.08)[..., None]
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@lru_cache(maxsize=1)
+def grain_pattern() -> np.ndarray:
+    """Periodic single-channel grain (128 = no change), stored repeated (cached per process)."""
+    rng = np.random.default_rng(20240611)
+    fine = _periodic_noise(rng, PATTERN_PX, 0.6, 0.6)
+    img = np.clip(128.0 * (1.0 + GRAIN_AMPLITUDE * fine), 0, 255).astype(np.uint8)
+    return np.tile(img, (_GRAIN_REPEAT, _GRAIN_REPEAT))
 
 
 @dataclass
@@ -107,7 +117,7 @@ class GroundTexture:
         props: PropSet,
         seed: int,
         res_m: float = 0.12,
-        section_m: float = 150.0,
+        section_m: float = 200.0,
         ahead_m: float = 130.0,
         behind_m: float = 30.0,
         margin_m: float = 30.0,
@@ -126,9 +136,8 @@ class GroundTexture:
         self._cache: OrderedDict[int, Tile] = OrderedDict()
         self._cache_tiles = int(cache_tiles)
         theme = town.theme
-        self.ground_pattern, self.grain_pattern = town_patterns(
-            town.name, theme.ground, theme.ground_variation, theme.grain
-        )
+        self.ground_pattern = ground_pattern(town.name, theme.ground, theme.ground_variation)
+        self.grain_pattern = grain_pattern()
         self.mean_ground = tuple(float(c) for c in self.ground_pattern.reshape(-1, 3).mean(axis=0))
 
     def section_of(self, s: float) -> int:
@@ -172,22 +181,53 @@ class GroundTexture:
                 [0.0, 0.0, 1.0],
             ]
         )
-        img = self._periodic(self.ground_pattern, A, w_px, h_px)
+        img = self._ground(A, w_px, h_px)
         self._draw_road(img, A, s0, s1)
-        grain = self._periodic(self.grain_pattern, A, w_px, h_px)
+        grain = cv2.cvtColor(self._grain(A, w_px, h_px), cv2.COLOR_GRAY2RGB)
         cv2.multiply(img, grain, dst=img, scale=1.0 / 128.0)
         self._draw_shadows(img, A, s0, s1)
         return Tile(image=img, world_to_px=A, index=k)
 
-    def _periodic(self, pattern: np.ndarray, A: np.ndarray, w_px: int, h_px: int) -> np.ndarray:
-        """Samples a world-periodic pattern into tile pixels."""
-        Ainv = np.linalg.inv(A)  # tile px -> world
-        P = pattern.shape[0]
-        # world -> pattern px is world / res, reduced modulo the period to stay in range
-        B = Ainv[:2] / self.res_m
+    def _ground(self, A: np.ndarray, w_px: int, h_px: int) -> np.ndarray:
+        """The ground-colour pattern (world-periodic, period P * COARSE px) in tile pixels."""
+        P = self.ground_pattern.shape[0]
+        # coarse px (i, j) -> tile px (COARSE * i + (COARSE - 1) / 2, ...) -> world -> pattern
+        up = np.array(
+            [[COARSE, 0.0, (COARSE - 1) / 2], [0.0, COARSE, (COARSE - 1) / 2], [0, 0, 1.0]]
+        )
+        B = (np.linalg.inv(A) @ up)[:2] / (self.res_m * COARSE)
+        B[:, 2] = np.mod(B[:, 2], P)
+        small = cv2.warpAffine(
+            self.ground_pattern,
+            B,
+            (w_px // COARSE + 2, h_px // COARSE + 2),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_WRAP,
+        )
+        big = cv2.resize(
+            small,
+            (small.shape[1] * COARSE, small.shape[0] * COARSE),
+            interpolation=cv2.INTER_LINEAR,
+        )
+        return np.ascontiguousarray(big[:h_px, :w_px])
+
+    def _grain(self, A: np.ndarray, w_px: int, h_px: int) -> np.ndarray:
+        """The fine grain (world-periodic, period P px) in tile pixels, single channel."""
+        pattern = self.grain_pattern
+        P = pattern.shape[0] // _GRAIN_REPEAT
+        B = np.linalg.inv(A)[:2] / self.res_m  # tile px -> grain px (before the modulo)
+        corners = B @ np.array([[0, w_px, 0, w_px], [0, 0, h_px, h_px], [1, 1, 1, 1.0]])
+        # shift by whole periods so that every sampled coordinate is inside the stored copy
+        shift = -P * np.floor(corners.min(axis=1) / P)
+        B[:, 2] += shift
+        span = corners.max(axis=1) + shift
+        if np.all(span < pattern.shape[0] - 1):
+            return cv2.warpAffine(
+                pattern, B, (w_px, h_px), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+            )
         B[:, 2] = np.mod(B[:, 2], P)
         return cv2.warpAffine(
-            pattern,
+            pattern[:P, :P],
             B,
             (w_px, h_px),
             flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,

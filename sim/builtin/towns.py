@@ -95,8 +95,6 @@ class Theme:
     """Wall colours of houses."""
     shoulder_width_m: float = 1.0
     """Width of the shoulder outside each edge line, m."""
-    grain: float = 0.10
-    """Relative amplitude of the fine texture grain (asphalt and ground)."""
 
 
 @dataclass(frozen=True)
@@ -232,7 +230,6 @@ _TOWN_LIST = (
                 Props("rock", 1.5, (0.5, 12.0), (0.5, 2.0)),
             ),
             foliage=(70, 120, 60),
-            grain=0.08,
         ),
         lane_width_m=(3.3, 3.6),
         speed_range_mps=(11.0, 17.0),
@@ -256,7 +253,6 @@ _TOWN_LIST = (
                 Props("pole", 1.5, (0.3, 0.8), (2.0, 2.5)),
             ),
             foliage=(50, 85, 70),
-            grain=0.06,
         ),
         lane_width_m=(3.2, 3.5),
         speed_range_mps=(8.0, 13.0),
