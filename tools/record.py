@@ -272,8 +272,9 @@ def _make_env(cfg: RecordConfig, town: str, weather: str) -> Any:
 class _EnvCache:
     """Keeps the few most recent (town, weather) envs of a worker alive."""
 
-    def __init__(self, cfg: RecordConfig, size: int = 2) -> None:
-        self.cfg, self.size, self.envs = cfg, size, {}
+    def __init__(self, cfg: RecordConfig) -> None:
+        # One CARLA server serves one client at a time: keep a single env there.
+        self.cfg, self.size, self.envs = cfg, (1 if cfg.sim == "carla" else 2), {}
 
     def get(self, town: str, weather: str) -> Any:
         key = (town, weather)

@@ -1,5 +1,6 @@
 """tools/record.py: recording, appending, refusal, workers, and crash safety (SIGKILL/SIGTERM)."""
 
+import contextlib
 import json
 import os
 import signal
@@ -103,9 +104,12 @@ def _wait_for(predicate, proc, timeout_s=60.0):
 
 
 def _rows(partial_dirs):
-    return max(
-        (len((p / "steps.csv").read_text().splitlines()) - 1 for p in partial_dirs), default=0
-    )
+    """Rows written so far in the partial episodes (they may appear or be renamed meanwhile)."""
+    best = 0
+    for p in partial_dirs:
+        with contextlib.suppress(FileNotFoundError):
+            best = max(best, len((p / "steps.csv").read_text().splitlines()) - 1)
+    return best
 
 
 def test_sigkill_mid_episode_keeps_finished_episodes_and_never_reads_the_partial(tmp_path):
