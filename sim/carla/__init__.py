@@ -17,7 +17,7 @@ from sim.carla.connection import (
     CarlaVersionWarning,
     import_carla,
 )
-from sim.carla.env import CarlaDrivingEnv, CarlaEnvConfig, CarlaSpawnError
+from sim.carla.env import CarlaDrivingEnv, CarlaEnvConfig, CarlaServerBusyError, CarlaSpawnError
 from sim.carla.expert import CarlaExpert, PurePursuitConfig
 from sim.carla.suites import SUITES, suite_conditions
 
@@ -30,6 +30,7 @@ __all__ = [
     "CarlaEnvConfig",
     "CarlaExpert",
     "CarlaNotInstalledError",
+    "CarlaServerBusyError",
     "CarlaSpawnError",
     "CarlaVersionWarning",
     "PurePursuitConfig",

@@ -69,6 +69,14 @@ class CarlaSpawnError(RuntimeError):
     """No free spawn point was found for the ego vehicle."""
 
 
+class CarlaServerBusyError(RuntimeError):
+    """Another environment of this process still drives the same server."""
+
+
+_OPEN_ENVS: dict[tuple[str, int], weakref.ReferenceType[CarlaDrivingEnv]] = {}
+"""The open environment per server: only one client may tick a synchronous server."""
+
+
 @dataclass(frozen=True)
 class CarlaEnvConfig:
     """Configuration of :class:`CarlaDrivingEnv`; every field has a unit where one applies."""
@@ -126,6 +134,10 @@ class CarlaEnvConfig:
     """Wheelbase used if the vehicle's wheel positions are unusable, m."""
     max_spawn_attempts: int = 20
     """Spawn points tried (shuffled) before giving up."""
+    image_noise_std: float = 0.0
+    """Std of Gaussian noise added to the image, on [0, 1] images (the noise suite)."""
+    frame_time_jitter: float = 0.0
+    """Accepted for the builtin's interface; must be 0 (CARLA steps a fixed delta)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.camera, spec.CameraSpec):
@@ -167,6 +179,13 @@ class CarlaEnvConfig:
             raise ValueError(
                 f"need departure_margin_m >= 0 and max_curvature_per_m > 0, got "
                 f"{self.departure_margin_m}, {self.max_curvature_per_m}"
+            )
+        if not 0.0 <= self.image_noise_std <= 1.0:
+            raise ValueError(f"image_noise_std must be in [0, 1], got {self.image_noise_std}")
+        if self.frame_time_jitter != 0.0:
+            raise ValueError(
+                f"frame_time_jitter={self.frame_time_jitter}: the CARLA backend steps a fixed "
+                "delta (fixed_delta_seconds); use control_rate_hz for rate changes"
             )
         if self.settle_time_s < 0 or self.max_spawn_attempts < 1:
             raise ValueError(
@@ -229,6 +248,12 @@ class CarlaDrivingEnv(gym.Env):
     ) -> None:
         cfg = config or CarlaEnvConfig()
         if overrides:
+            names = {f.name for f in dataclasses.fields(CarlaEnvConfig)}
+            unknown = sorted(set(overrides) - names)
+            if unknown:
+                raise ValueError(
+                    f"unknown CARLA env option(s) {unknown}; valid: {', '.join(sorted(names))}"
+                )
             cfg = dataclasses.replace(cfg, **overrides)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
@@ -267,6 +292,15 @@ class CarlaDrivingEnv(gym.Env):
         self._max_time_s = 0.0
         self._episode_done = True
 
+        self._key = (cfg.host, cfg.port)
+        other = _OPEN_ENVS.get(self._key)
+        if other is not None and other() is not None and not other()._closed:
+            self._closed = True
+            raise CarlaServerBusyError(
+                f"another CARLA environment is still open on {cfg.host}:{cfg.port}; close it "
+                "first (only one client may tick a synchronous server)"
+            )
+        _OPEN_ENVS[self._key] = weakref.ref(self)
         self._atexit = functools.partial(_close_weak, weakref.ref(self))
         atexit.register(self._atexit)
         self._previous_sigterm: Any = None
@@ -327,12 +361,16 @@ class CarlaDrivingEnv(gym.Env):
             self._destroy_episode_actors(restore_first=True)
         finally:
             atexit.unregister(self._atexit)
+            mine = _OPEN_ENVS.get(self._key)
+            if mine is not None and mine() is self:
+                del _OPEN_ENVS[self._key]
             if (
                 self._previous_sigterm is not None
                 and threading.current_thread() is threading.main_thread()
-            ):
+                and signal.getsignal(signal.SIGTERM) is _sigterm_to_exit
+            ):  # restore only if nobody replaced our handler since
                 signal.signal(signal.SIGTERM, self._previous_sigterm)
-                self._previous_sigterm = None
+            self._previous_sigterm = None
 
     def _destroy_episode_actors(self, restore_first: bool = False) -> None:
         """Stops sensors, optionally restores settings, then batch-destroys our actors."""
@@ -666,6 +704,10 @@ class CarlaDrivingEnv(gym.Env):
                 f"spec is {cam.width_px}x{cam.height_px}"
             )
         rgb = bgra_to_rgb(image.raw_data, image.height, image.width)
+        if self.config.image_noise_std > 0:
+            noise = self.np_random.standard_normal(rgb.shape, dtype=np.float32)
+            noisy = rgb + noise * np.float32(255.0 * self.config.image_noise_std)
+            rgb = np.clip(noisy, 0, 255).astype(np.uint8)
         self._last_image = rgb
         self._t_s = max(float(image.timestamp) - self._t0, 0.0)
         return {

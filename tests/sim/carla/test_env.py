@@ -283,3 +283,114 @@ def test_invalid_config_values_are_named():
         CarlaEnvConfig(weather="Foggy")
     with pytest.raises(ValueError, match="ports"):
         CarlaEnvConfig(port=0)
+
+
+def test_one_env_per_server(server, env_kwargs):
+    from sim.carla import CarlaServerBusyError
+
+    first = CarlaDrivingEnv(**env_kwargs)
+    with pytest.raises(CarlaServerBusyError, match="still open"):
+        CarlaDrivingEnv(**env_kwargs)
+    assert server.settings.synchronous_mode  # the first env is untouched
+    first.close()
+    CarlaDrivingEnv(**env_kwargs).close()
+    assert_clean(server)
+
+
+def test_unknown_and_builtin_only_options_are_clear_errors(server, env_kwargs):
+    with pytest.raises(ValueError, match=r"unknown CARLA env option\(s\) \['texture_res_m'\]"):
+        CarlaDrivingEnv(**env_kwargs, texture_res_m=0.1)
+    with pytest.raises(ValueError, match="fixed delta"):
+        CarlaDrivingEnv(**env_kwargs, frame_time_jitter=0.1)
+    assert server.live_actors() == [] and not server.settings.synchronous_mode
+
+
+def test_image_noise_option(server, env_kwargs):
+    def first_image(**kw):
+        with CarlaDrivingEnv(**env_kwargs, **kw) as env:
+            return env.reset(seed=0)[0][spec.IMAGE].astype(int)
+
+    clean, noisy = first_image(), first_image(image_noise_std=0.05)
+    diff = (noisy - clean)[1:]  # pixel (0, 0) carries the frame stamp
+    assert 5 < diff.std() < 20
+    assert np.array_equal(first_image()[1:], clean[1:])
+
+
+def test_same_seed_same_start_and_route(server, env_kwargs):
+    def start(seed):
+        with CarlaDrivingEnv(**env_kwargs) as env:
+            _, info = env.reset(seed=seed)
+            return info[spec.INFO_POSE], env.route.x.copy(), info["target_speed_mps"]
+
+    a, b, c = start(7), start(7), start(8)
+    assert a[0] == pytest.approx(b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+    assert a[0] != pytest.approx(c[0])
+
+
+def test_sigterm_handler_is_installed_and_only_restored_if_still_ours(server, env_kwargs):
+    import signal
+
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        pytest.skip("SIGTERM already handled by the test runner")
+    env = CarlaDrivingEnv(**env_kwargs)
+    assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    env.close()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+    env = CarlaDrivingEnv(**env_kwargs)
+
+    def tool_handler(signum, frame):
+        pass
+
+    signal.signal(signal.SIGTERM, tool_handler)  # e.g. tools/record.py's clean stop
+    try:
+        env.close()
+        assert signal.getsignal(signal.SIGTERM) is tool_handler
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+CTRL_C_SCRIPT = """
+import json, sys, time
+import numpy as np
+from tests.sim.carla import standin
+sys.modules["carla"] = standin
+from sim.carla import CarlaDrivingEnv
+srv = standin.Server(port=26000, late_image_delay_s=0.05)
+try:
+    env = CarlaDrivingEnv(port=26000, settle_time_s=0.1, route_length_m=1e4)
+    env.reset(seed=0)
+    print("driving", flush=True)
+    while True:
+        env.step(np.zeros(1, np.float32))
+except KeyboardInterrupt:
+    state = {"live": len(srv.live_actors()), "sync": srv.settings.synchronous_mode,
+             "tm_sync": any(srv.tm_sync.values()), "violations": srv.violations}
+    print(json.dumps(state), flush=True)
+"""
+
+
+def test_real_ctrl_c_in_a_running_episode_restores_the_server(tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    script = tmp_path / "drive.py"
+    script.write_text(CTRL_C_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], cwd=root, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "driving"
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    state = json.loads(out.strip().splitlines()[-1])
+    assert state == {"live": 0, "sync": False, "tm_sync": False, "violations": []}
