@@ -112,11 +112,11 @@ class TrajectoryTrace:
     spec: EpisodeSpec
     """The episode driven."""
     x_m: np.ndarray
-    """(N,) world x per step, m."""
+    """(N,) world x along the path, m (may be thinned)."""
     y_m: np.ndarray
-    """(N,) world y per step, m."""
-    departures: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    """Step indices of lane departures (interventions, or the terminating step)."""
+    """(N,) world y along the path, m."""
+    departures_xy_m: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    """(K, 2) world positions of the lane departures (interventions, or the terminating step)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -473,11 +473,11 @@ def plot_trajectories(
     rows = math.ceil(len(episodes) / cols)
     fig = Figure(figsize=(4.2 * cols, 4.0 * rows + 0.6))
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).reshape(-1)
-    palette = ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink"]
+    palette = ["tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown"]
     colors = {}
     for m in models:
         colors[m] = "0.5" if m == EXPERT else palette[len(colors) % len(palette)]
-    for ax, spec in zip(axes, episodes, strict=False):
+    for k, (ax, spec) in enumerate(zip(axes, episodes, strict=False)):
         for t in (t for t in traces if t.spec == spec):
             expert = t.model == EXPERT
             ax.plot(
@@ -489,13 +489,15 @@ def plot_trajectories(
                 label=t.model,
                 zorder=1 if expert else 2,
             )
-            if len(t.departures):
+            if len(t.departures_xy_m):
                 ax.scatter(
-                    t.x_m[t.departures],
-                    t.y_m[t.departures],
-                    marker="x",
-                    s=60,
-                    color="red",
+                    t.departures_xy_m[:, 0],
+                    t.departures_xy_m[:, 1],
+                    marker="X",
+                    s=55,
+                    color=colors[t.model],
+                    edgecolors="k",
+                    linewidths=0.6,
                     zorder=3,
                     label=f"{t.model} departure",
                 )
@@ -507,12 +509,11 @@ def plot_trajectories(
         ax.set_xlabel("x (m)")
         ax.set_ylabel("y (m)")
         ax.grid(alpha=0.3)
-        handles, labels = ax.get_legend_handles_labels()
-        unique = dict(zip(labels, handles, strict=True))
-        ax.legend(unique.values(), unique.keys(), fontsize="x-small", loc="best")
+        if k == 0:
+            ax.legend(fontsize="x-small", loc="best")
     for ax in axes[len(episodes) :]:
         ax.set_visible(False)
-    fig.suptitle(f"{title} (start: black dot; departures: red x)")
+    fig.suptitle(f"{title} (start: black dot; departures: X in the model's colour)")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     return Path(path)

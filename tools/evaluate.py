@@ -271,7 +271,8 @@ def neuron_step_columns(policy: Any) -> tuple[dict[str, str], Callable[[Any], di
 
 
 def _thin(n: int) -> np.ndarray:
-    return np.arange(0, n, max(1, math.ceil(n / MAX_TRACE_POINTS)))
+    """About MAX_TRACE_POINTS step indices of n, the first and the last included."""
+    return np.unique(np.append(np.arange(0, n, max(1, math.ceil(n / MAX_TRACE_POINTS))), n - 1))
 
 
 def run_job(job: EpisodeJob) -> JobOutput:
@@ -344,9 +345,9 @@ def run_job(job: EpisodeJob) -> JobOutput:
     trace = TrajectoryTrace(
         job.model,
         job.spec,
-        np.concatenate([x[keep], x[departures]]),
-        np.concatenate([y[keep], y[departures]]),
-        departures=np.arange(len(keep), len(keep) + len(departures)),
+        x[keep],
+        y[keep],
+        departures_xy_m=np.stack([x[departures], y[departures]], axis=1),
     )
     result = EpisodeResult(job.model, job.spec, metrics, rollout)
     return JobOutput(result, trace, time.perf_counter() - start)

@@ -133,7 +133,7 @@ def test_report_has_tables_and_plots(tmp_path):
             r.spec,
             100 * np.cos(s),
             100 * np.sin(s) + (r.model == "cfc"),
-            departures=np.array([50, 150]) if r.model == "cfc" else np.zeros(0, int),
+            departures_xy_m=np.array([[0.0, 100.0], [-100.0, 0.0]] if r.model == "cfc" else []),
         )
         for r in results
     ]
