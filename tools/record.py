@@ -529,8 +529,8 @@ def _record_here(cfg, plan, summary, stop, progress, more_wanted) -> None:
             report = _Reporter(progress)
             env = cache.get(job.town, job.weather)
             result = record_episode(cfg, job, env, stop.is_set, report.on_step)
-            report.flush(result)
             summary.add(result)
+            report.flush(result)
     finally:
         cache.close()
 
@@ -574,6 +574,7 @@ def _record_in_workers(cfg, plan, summary, stop, progress, more_wanted) -> None:
             elif kind == "done":
                 in_flight.pop(key, None)
                 summary.add(payload)
+                progress(0, 0.0)  # refresh the episode count
             elif kind == "error":
                 in_flight.pop(key, None)
                 error = payload
