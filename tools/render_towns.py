@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import tyro
+from PIL import Image
 
 from sim import spec
 from sim.builtin.env import BuiltinDrivingEnv
@@ -37,14 +38,14 @@ class ContactSheetConfig:
     """Towns (rows)."""
     weathers: tuple[str, ...] = TRAIN_WEATHERS + UNSEEN_WEATHERS
     """Weathers (columns)."""
-    camera: spec.CameraSpec = field(
-        default_factory=lambda: spec.CameraSpec(width_px=240, height_px=94)
-    )
-    """Camera of each cell (default: the project's 200x78 geometry, a little larger)."""
+    camera: spec.CameraSpec = field(default_factory=spec.CameraSpec)
+    """Camera of each cell (default: the project's 200x78 camera, what the network sees)."""
     seed: int = 3
     """Road seed within each town."""
     drive_m: float = 120.0
     """Metres the expert drives before the picture is taken."""
+    palette: bool = True
+    """Write a 256-colour palette PNG (about half the size of full RGB)."""
 
 
 def camera_frame(
@@ -71,6 +72,7 @@ def contact_sheet(cfg: ContactSheetConfig) -> np.ndarray:
     cols = len(cfg.weathers)
     sheet = np.full((label_h + rows * (h + pad), label_w + cols * (w + pad), 3), 255, np.uint8)
     font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(sheet, "* = unseen", (3, 12), font, 0.4, (90, 90, 90), 1, cv2.LINE_AA)
     for j, weather in enumerate(cfg.weathers):
         tag = " *" if weather in UNSEEN_WEATHERS else ""
         x = label_w + j * (w + pad) + 4
@@ -92,10 +94,10 @@ def main(cfg: ContactSheetConfig) -> None:
     """Renders the sheet and writes it to ``cfg.out``."""
     sheet = contact_sheet(cfg)
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(
-        str(cfg.out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]
-    ):
-        raise OSError(f"could not write {cfg.out}")
+    image = Image.fromarray(sheet)
+    if cfg.palette:
+        image = image.quantize(256, method=Image.Quantize.MEDIANCUT)
+    image.save(cfg.out, optimize=True)
     log.info("wrote %s (%d x %d px; * = unseen)", cfg.out, sheet.shape[1], sheet.shape[0])
 
 

@@ -45,7 +45,7 @@ def _headlight_gain(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     falloff = np.minimum(1.0, (14.0 / np.maximum(d, 1.0)) ** 2)
     cone = np.exp(-((ang / 0.38) ** 2))
     near = np.clip((X - 1.5) / 2.0, 0.0, 1.0)  # nothing lit under the bonnet
-    return 1.3 * falloff * cone * near
+    return 1.1 * falloff * cone * near
 
 
 class Renderer:
@@ -250,35 +250,42 @@ class Renderer:
         X = c * dx + sn * dy
         Y = -sn * dx + c * dy
         cam = self.cam
-        u, vb, depth = cam.project(X, Y, 0.0)
+        R, C, f = cam.R, cam.C, cam.f
+        # camera coordinates of the base point and of the top (top = base + height * z)
+        px, py, pz = X - C[0], Y - C[1], -C[2]
+        xc = R[0, 0] * px + R[0, 1] * py + R[0, 2] * pz
+        yc = R[1, 0] * px + R[1, 1] * py + R[1, 2] * pz
+        zc = R[2, 0] * px + R[2, 1] * py + R[2, 2] * pz
         heights = props.height[lo:hi]
-        _, vt, _ = cam.project(X, Y, heights)
-        f = cam.f
-        W = cam.width
-        wpx = f * props.width[lo:hi] / np.maximum(depth, 1e-3)
-        vis = (depth > 1.0) & (u + wpx > 0) & (u - wpx < W) & (vt < cam.height)
+        yt = yc + R[1, 2] * heights
+        zt = zc + R[2, 2] * heights
+        vis = (zc > 1.0) & (zt > 1.0)
+        if not vis.any():
+            return
+        zs = np.where(vis, zc, 1.0)
+        u = cam.cx + f * xc / zs
+        vb = cam.cy + f * yc / zs
+        vt = cam.cy + f * yt / np.where(vis, zt, 1.0)
+        wpx = f * props.width[lo:hi] / zs
+        vis &= (u + wpx > 0) & (u - wpx < cam.width) & (vt < cam.height) & (vb - vt >= 0.6)
         idx = np.nonzero(vis)[0]
         if idx.size == 0:
             return
-        idx = idx[np.argsort(-depth[idx], kind="stable")]
+        idx = idx[np.argsort(-zc[idx], kind="stable")]
         w = self.weather
         dist = np.hypot(X[idx], Y[idx])
         fog = np.exp(-w.haze_per_m * dist)[:, None, None]
         light = np.asarray(w.light, np.float32)[None, None, :]
         if w.headlights:
             light = light + _headlight_gain(X[idx], Y[idx]).astype(np.float32)[:, None, None]
-        cols = props.colour[lo:hi][idx] * light * fog + np.asarray(w.haze_colour, np.float32) * (
-            1 - fog
-        )
-        cols = np.clip(cols, 0, 255)
-        kinds = props.kind[lo:hi][idx].tolist()
-        us = u[idx].tolist()
-        vbs = vb[idx].tolist()
-        vts = vt[idx].tolist()
-        ws = wpx[idx].tolist()
-        cols_l = cols.tolist()
-        for j in range(idx.size):
-            _draw_billboard(img, kinds[j], us[j], vbs[j], vts[j], ws[j], cols_l[j][0], cols_l[j][1])
+        haze = np.asarray(w.haze_colour, np.float32)
+        cols = np.clip(props.colour[lo:hi][idx] * light * fog + haze * (1 - fog), 0, 255)
+        geometry = np.stack([u[idx], vb[idx], vt[idx], wpx[idx]], axis=1).tolist()
+        draw = _DRAW
+        for kind, (uu, bb, tt, ww), (main, second, detail) in zip(
+            props.kind[lo:hi][idx].tolist(), geometry, cols.tolist(), strict=True
+        ):
+            draw[kind](img, uu, bb, tt, ww, main, second, detail)
 
     # -----------------------------------------------------------------------------------------
     def birdseye(
@@ -360,67 +367,121 @@ class Renderer:
         return view
 
 
-def _draw_billboard(
-    img: np.ndarray, kind: int, u: float, vb: float, vt: float, wpx: float, main, second
-) -> None:
-    """Draws one object standing on the ground at pixel (u, vb), top at row vt, width wpx."""
+# ---------------------------------------------------------------------------------------------
+# Billboards: each draws one object standing on the ground at pixel column u, base row vb, top
+# row vt, width w px, with its (already lit and fogged) main, second and detail colours.
+
+
+def _rect(img: np.ndarray, x0: float, y0: float, x1: float, y1: float, col) -> None:
+    pts = np.array(
+        [
+            [x0 * _ONE, y0 * _ONE],
+            [x1 * _ONE, y0 * _ONE],
+            [x1 * _ONE, y1 * _ONE],
+            [x0 * _ONE, y1 * _ONE],
+        ],
+        np.int32,
+    )
+    cv2.fillConvexPoly(img, pts, col, cv2.LINE_AA, _SHIFT)
+
+
+def _ellipse(img: np.ndarray, cx: float, cy: float, ax: float, ay: float, col) -> None:
+    cv2.ellipse(
+        img,
+        (int(cx * _ONE), int(cy * _ONE)),
+        (max(int(ax * _ONE), 1), max(int(ay * _ONE), 1)),
+        0,
+        0,
+        360,
+        col,
+        -1,
+        cv2.LINE_AA,
+        _SHIFT,
+    )
+
+
+def _triangle(img: np.ndarray, pts: list, col) -> None:
+    cv2.fillConvexPoly(img, (np.array(pts) * _ONE).astype(np.int32), col, cv2.LINE_AA, _SHIFT)
+
+
+def _tree(img, u, vb, vt, w, main, second, detail) -> None:
     h = vb - vt
-    if h < 0.6:
-        return
-    aa = cv2.LINE_AA
-    one = _ONE
+    tw = max(w * 0.12, 0.6)
+    _rect(img, u - tw / 2, vb - 0.45 * h, u + tw / 2, vb, second)
+    _ellipse(img, u, vb - 0.62 * h, w / 2, 0.38 * h, main)
+    if w > 10:  # shaded lower side of the crown
+        _ellipse(img, u + 0.08 * w, vb - 0.5 * h, 0.35 * w, 0.22 * h, detail)
 
-    def rect(x0: float, y0: float, x1: float, y1: float, col) -> None:
-        pts = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) * one
-        cv2.fillConvexPoly(img, pts.astype(np.int32), col, aa, _SHIFT)
 
-    def ellipse(cx: float, cy: float, ax: float, ay: float, col) -> None:
-        cv2.ellipse(
-            img,
-            (int(cx * one), int(cy * one)),
-            (max(int(ax * one), 1), max(int(ay * one), 1)),
-            0,
-            0,
-            360,
-            col,
-            -1,
-            aa,
-            _SHIFT,
-        )
+def _pine(img, u, vb, vt, w, main, second, detail) -> None:
+    h = vb - vt
+    tw = max(w * 0.12, 0.6)
+    _rect(img, u - tw / 2, vb - 0.2 * h, u + tw / 2, vb, second)
+    _triangle(img, [[u - w / 2, vb - 0.15 * h], [u + w / 2, vb - 0.15 * h], [u, vt]], main)
+    if w > 6:
+        _triangle(img, [[u, vb - 0.15 * h], [u + w / 2, vb - 0.15 * h], [u, vt]], detail)
 
-    if kind == _KIND["tree"]:
-        tw = max(wpx * 0.12, 0.6)
-        rect(u - tw / 2, vb - 0.45 * h, u + tw / 2, vb, second)
-        ellipse(u, vb - 0.62 * h, wpx / 2, 0.38 * h, main)
-    elif kind == _KIND["pine"]:
-        tw = max(wpx * 0.12, 0.6)
-        rect(u - tw / 2, vb - 0.2 * h, u + tw / 2, vb, second)
-        tri = np.array([[u - wpx / 2, vb - 0.15 * h], [u + wpx / 2, vb - 0.15 * h], [u, vt]]) * one
-        cv2.fillConvexPoly(img, tri.astype(np.int32), main, aa, _SHIFT)
-    elif kind == _KIND["pole"]:
-        tw = max(wpx, 0.6)
-        rect(u - tw / 2, vt, u + tw / 2, vb, main)
-    elif kind == _KIND["lamp"]:
-        tw = max(wpx, 0.6)
-        rect(u - tw / 2, vt, u + tw / 2, vb, main)
-        arm = 0.12 * h
-        rect(u - arm, vt, u + tw / 2, vt + max(tw, 0.6), main)
-    elif kind == _KIND["sign"]:
-        tw = max(wpx * 0.08, 0.5)
-        rect(u - tw / 2, vt, u + tw / 2, vb, second)
-        rect(u - wpx / 2, vt, u + wpx / 2, vt + 0.3 * h, main)
-    elif kind == _KIND["house"]:
-        wall_top = vb - 0.6 * h
-        rect(u - wpx / 2, wall_top, u + wpx / 2, vb, main)
-        roof = np.array([[u - 0.55 * wpx, wall_top], [u + 0.55 * wpx, wall_top], [u, vt]]) * one
-        cv2.fillConvexPoly(img, roof.astype(np.int32), second, aa, _SHIFT)
-        win = [c * 0.45 for c in main]
-        rect(u - 0.3 * wpx, vb - 0.45 * h, u - 0.1 * wpx, vb - 0.25 * h, win)
-        rect(u + 0.1 * wpx, vb - 0.45 * h, u + 0.3 * wpx, vb - 0.25 * h, win)
-    elif kind == _KIND["cactus"]:
-        tw = max(wpx * 0.4, 0.6)
-        rect(u - tw / 2, vt, u + tw / 2, vb, main)
-        rect(u - wpx / 2, vb - 0.6 * h, u - wpx / 2 + tw * 0.7, vb - 0.35 * h, main)
-        rect(u + wpx / 2 - tw * 0.7, vb - 0.75 * h, u + wpx / 2, vb - 0.5 * h, main)
-    elif kind == _KIND["rock"]:
-        ellipse(u, vb - 0.4 * h, wpx / 2, 0.6 * h, main)
+
+def _pole(img, u, vb, vt, w, main, second, detail) -> None:
+    tw = max(w, 0.6)
+    _rect(img, u - tw / 2, vt, u + tw / 2, vb, main)
+
+
+def _lamp(img, u, vb, vt, w, main, second, detail) -> None:
+    h = vb - vt
+    tw = max(w, 0.6)
+    _rect(img, u - tw / 2, vt, u + tw / 2, vb, main)
+    _rect(img, u - 0.12 * h, vt, u + tw / 2, vt + tw, main)
+    _rect(img, u - 0.12 * h, vt + tw, u - 0.06 * h, vt + 1.8 * tw, detail)
+
+
+def _sign(img, u, vb, vt, w, main, second, detail) -> None:
+    h = vb - vt
+    tw = max(w * 0.08, 0.5)
+    _rect(img, u - tw / 2, vt, u + tw / 2, vb, second)
+    if w > 4:
+        _rect(img, u - w / 2, vt, u + w / 2, vt + 0.3 * h, detail)
+        b = 0.08 * w
+        _rect(img, u - w / 2 + b, vt + b, u + w / 2 - b, vt + 0.3 * h - b, main)
+    else:
+        _rect(img, u - w / 2, vt, u + w / 2, vt + 0.3 * h, main)
+
+
+def _house(img, u, vb, vt, w, main, second, detail) -> None:
+    h = vb - vt
+    wall_top = vb - 0.6 * h
+    _rect(img, u - w / 2, wall_top, u + w / 2, vb, main)
+    _triangle(img, [[u - 0.55 * w, wall_top], [u + 0.55 * w, wall_top], [u, vt]], second)
+    if w > 8:
+        _rect(img, u - 0.32 * w, vb - 0.45 * h, u - 0.12 * w, vb - 0.27 * h, detail)
+        _rect(img, u + 0.12 * w, vb - 0.45 * h, u + 0.32 * w, vb - 0.27 * h, detail)
+        _rect(img, u - 0.06 * w, vb - 0.3 * h, u + 0.06 * w, vb, second)  # door
+
+
+def _cactus(img, u, vb, vt, w, main, second, detail) -> None:
+    h = vb - vt
+    tw = max(w * 0.4, 0.6)
+    _rect(img, u - tw / 2, vt, u + tw / 2, vb, main)
+    if w > 3:
+        _rect(img, u - w / 2, vb - 0.6 * h, u - w / 2 + tw * 0.7, vb - 0.35 * h, detail)
+        _rect(img, u + w / 2 - tw * 0.7, vb - 0.75 * h, u + w / 2, vb - 0.5 * h, detail)
+
+
+def _rock(img, u, vb, vt, w, main, second, detail) -> None:
+    h = vb - vt
+    _ellipse(img, u, vb - 0.4 * h, w / 2, 0.6 * h, main)
+    if w > 6:
+        _ellipse(img, u + 0.12 * w, vb - 0.3 * h, 0.3 * w, 0.35 * h, detail)
+
+
+_DRAW = {
+    _KIND["tree"]: _tree,
+    _KIND["pine"]: _pine,
+    _KIND["pole"]: _pole,
+    _KIND["lamp"]: _lamp,
+    _KIND["sign"]: _sign,
+    _KIND["house"]: _house,
+    _KIND["cactus"]: _cactus,
+    _KIND["rock"]: _rock,
+}
+assert set(_DRAW) == set(range(len(PROP_KINDS)))

@@ -204,8 +204,8 @@ _TOWN_LIST = (
             asphalt=(70, 70, 72),
             markings=Markings(centre="solid", centre_colour=_YELLOW, width_m=0.12),
             props=(
-                Props("pine", 3.0, (1.0, 12.0), (6.0, 14.0)),
-                Props("rock", 2.0, (0.3, 6.0), (0.6, 1.8)),
+                Props("pine", 5.0, (1.0, 14.0), (6.0, 14.0)),
+                Props("rock", 3.0, (0.3, 6.0), (0.6, 1.8)),
             ),
             foliage=(40, 80, 45),
             shoulder_width_m=0.6,
@@ -304,8 +304,8 @@ class PropSet:
         kind: (N,) int index into :data:`PROP_KINDS`.
         height: (N,) height, m.
         width: (N,) width, m.
-        colour: (N, 2, 3) float32 RGB: main colour (crown, wall, panel, body) and secondary
-            colour (trunk, roof, post).
+        colour: (N, 3, 3) float32 RGB: main colour (crown, wall, panel, body), secondary
+            colour (trunk, roof, post) and detail colour (shade, windows, lamp head, border).
     """
 
     x: np.ndarray
@@ -324,30 +324,37 @@ def _prop_colours(kind: str, theme: Theme, n: int, rng: np.random.Generator) -> 
     jitter = rng.uniform(0.8, 1.15, size=(n, 1, 1))
     main = np.zeros((n, 3))
     second = np.zeros((n, 3))
+    detail = np.zeros((n, 3))
     if kind in ("tree", "pine"):
         main[:] = theme.foliage
         second[:] = (95, 70, 45)
         if kind == "pine" and theme.ground[0] > 200:  # snowy pines
             main[:] = (150, 175, 170)
+        detail[:] = main * 0.75  # the crown's shaded side
     elif kind in ("pole", "lamp"):
         main[:] = (120, 100, 80) if kind == "pole" else (150, 152, 156)
         second[:] = main
+        detail[:] = (235, 232, 210)  # lamp head
     elif kind == "sign":
         choice = rng.integers(0, 3, n)
         main[:] = np.array([(200, 40, 35), (40, 80, 170), (230, 230, 225)])[choice]
         second[:] = (150, 150, 150)
+        detail[:] = (240, 240, 235)  # border
     elif kind == "house":
         walls = np.array(theme.house_colours, dtype=np.float64)
         main[:] = walls[rng.integers(0, len(walls), n)]
         second[:] = np.array([(120, 50, 40), (70, 70, 78), (90, 60, 45)])[rng.integers(0, 3, n)]
+        detail[:] = (62, 72, 88)  # windows
     elif kind == "cactus":
         main[:] = (70, 120, 60)
         second[:] = main
+        detail[:] = main * 0.8
     elif kind == "rock":
         base = np.array(theme.ground, dtype=np.float64) * 0.6 + 40
         main[:] = base
         second[:] = base * 0.8
-    colours = np.stack([main, second], axis=1) * jitter
+        detail[:] = base * 0.7
+    colours = np.stack([main, second, detail], axis=1) * jitter
     return np.clip(colours, 0, 255).astype(np.float32)
 
 
@@ -400,7 +407,7 @@ def place_props(road, town: Town, rng: np.random.Generator) -> PropSet:
     if not xs:
         empty = np.zeros(0)
         return PropSet(
-            empty, empty, empty, empty.astype(int), empty, empty, np.zeros((0, 2, 3), np.float32)
+            empty, empty, empty, empty.astype(int), empty, empty, np.zeros((0, 3, 3), np.float32)
         )
     x = np.concatenate(xs)
     y = np.concatenate(ys)
