@@ -700,8 +700,9 @@ class WiredCfC(nn.Module):
         if self.ncps_compatible:
             return self._cell_ncps(x, ts, h, w)
         w_in, rec, bias, pure, _ = w
-        k = 1 if self.mode == "pure" else 4
-        u = torch.addmm(bias, h, rec).split([k * n for n in self._sizes], dim=1)
+        if self.mode != "pure":
+            return _wired_step(x, ts, h, w_in, rec, bias, self._sizes, self.mode == "default")
+        u = torch.addmm(bias, h, rec).split(self._sizes, dim=1)
         inp, new = x, []
         for i, n in enumerate(self._sizes):
             inp = _heads(torch.addmm(u[i], inp, w_in[i]), ts, n, self.mode, pure[i])  # (B, n)
@@ -736,6 +737,16 @@ class WiredCfC(nn.Module):
         ts = elapsed_sequence(elapsed, x)  # (B, T, 1)
         h = initial_state(h0, x, self.state_size)
         w = self._weights()
+        if (
+            torch.is_grad_enabled()
+            and not self.ncps_compatible
+            and self.mode != "pure"
+            and not ts.requires_grad
+        ):  # training: the same forward operations, hand-written backward through time
+            w_in, rec, bias = w[0], w[1], w[2]
+            gated = self.mode == "default"
+            s = _WiredSequence.apply(x, ts, h, rec, bias, self._sizes, gated, *w_in)
+            return s[..., -self.output_size :], s
         states = []
         for t in range(x.shape[1]):
             h = self._cell(x[:, t], ts[:, t], h, w)
@@ -794,6 +805,100 @@ class WiredCfC(nn.Module):
             sd["ff_mask"], sd["time_mask"] = layer.ff_mask, layer.time_mask
             layer.load_state_dict(sd, strict=True)
         return NcpsStyle(ours, module)
+
+
+def _wired_step(
+    x: Tensor,
+    ts: Tensor,
+    h: Tensor,
+    w_in: Sequence[Tensor],
+    rec: Tensor,
+    bias: Tensor,
+    sizes: Sequence[int],
+    gated: bool,
+    saved: list[tuple[Tensor, ...]] | None = None,
+) -> Tensor:
+    """One faithful wired step (default / no_gate): x (B, S), ts (B, 1), h (B, N) -> (B, N).
+
+    ``u = bias + h @ rec`` gives every layer's recurrent part at once (rec is block
+    diagonal); then layer by layer ``u_l += input_l @ w_in_l`` where input_l is the sensory
+    input (l = 0) or the new state of layer l - 1. ``saved`` collects (f1, f2, g, time_a)
+    per layer for the hand-written backward.
+    """
+    u = torch.addmm(bias, h, rec).split([4 * n for n in sizes], dim=1)  # L x (B, 4 n_l)
+    inp, new = x, []
+    for i in range(len(sizes)):
+        inp, f1, f2, g, t_a = _gated_heads(torch.addmm(u[i], inp, w_in[i]), ts, gated, False)
+        if saved is not None:
+            saved.append((f1, f2, g, t_a))
+        new.append(inp)
+    return torch.cat(new, dim=1)  # (B, N) in state order
+
+
+class _WiredSequence(torch.autograd.Function):
+    """The faithful WiredCfC over a whole sequence, with backpropagation through time by hand.
+
+    Forward runs ``_wired_step`` T times (exactly the operations ``step`` runs). Backward
+    walks the steps in reverse with plain tensor operations (no autograd graph of ~40 nodes
+    per step), collects the gradients of every step's fused pre-activations, and turns them
+    into weight gradients with one large matmul per weight at the end. The tests compare it
+    with plain autograd through ``_wired_step``.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: Tensor,
+        ts: Tensor,
+        h0: Tensor,
+        rec: Tensor,
+        bias: Tensor,
+        sizes: Sequence[int],
+        gated: bool,
+        *w_in: Tensor,
+    ) -> Tensor:
+        h, states, saved = h0, [], []
+        for t in range(x.shape[1]):
+            h = _wired_step(x[:, t], ts[:, t], h, w_in, rec, bias, sizes, gated, saved)
+            states.append(h)
+        s = torch.stack(states, dim=1)  # (B, T, N)
+        ctx.save_for_backward(x, ts, h0, rec, s, *w_in)
+        ctx.heads, ctx.sizes, ctx.gated = saved, list(sizes), gated
+        return s
+
+    @staticmethod
+    def backward(ctx: Any, d_s: Tensor) -> tuple[Tensor | None, ...]:
+        x, ts, h0, rec, s, *w_in = ctx.saved_tensors
+        sizes, n_layers = ctx.sizes, len(ctx.sizes)
+        b, t_len, n = s.shape
+        w_in_t = [w.t() for w in w_in]  # (4 n_l, in_l)
+        d_h = torch.zeros_like(h0)  # gradient reaching h_t through step t + 1
+        d_us: list[Tensor] = [d_h] * t_len
+        for t in reversed(range(t_len)):
+            parts = list((d_s[:, t] + d_h).split(sizes, dim=1))  # dL/dh_t per layer
+            d_layer: list[Tensor] = [d_h] * n_layers
+            for i in reversed(range(n_layers)):
+                f1, f2, g, _ = ctx.heads[t * n_layers + i]
+                d_layer[i] = _gated_heads_backward(parts[i], f1, f2, g, ts[:, t], ctx.gated)[0]
+                if i > 0:  # layer i's input is layer i - 1's new state
+                    parts[i - 1] = torch.addmm(parts[i - 1], d_layer[i], w_in_t[i])
+            d_us[t] = torch.cat(d_layer, dim=1)  # (B, 4N)
+            d_h = torch.mm(d_us[t], rec.t())  # (B, N)
+        d_u = torch.stack(d_us, dim=1).reshape(b * t_len, -1)  # (B T, 4N)
+        d_u_layers = d_u.split([4 * k for k in sizes], dim=1)
+        h_prev = torch.cat([h0.unsqueeze(1), s[:, :-1]], dim=1).reshape(b * t_len, n)
+        d_rec = torch.mm(h_prev.t(), d_u)  # (N, 4N)
+        d_bias = d_u.sum(0)
+        bounds = np.cumsum([0, *sizes])
+        inputs = [x.reshape(b * t_len, -1)] + [
+            s[..., bounds[i - 1] : bounds[i]].reshape(b * t_len, -1) for i in range(1, n_layers)
+        ]
+        d_w_in = [torch.mm(inp.t(), d) for inp, d in zip(inputs, d_u_layers, strict=True)]
+        d_x = None
+        if ctx.needs_input_grad[0]:
+            d_x = torch.mm(d_u_layers[0], w_in_t[0]).view(x.shape)
+        d_h0 = d_h if ctx.needs_input_grad[2] else None
+        return (d_x, None, d_h0, d_rec, d_bias, None, None, *d_w_in)
 
 
 def _check_layered(adj: np.ndarray, spans: list[slice]) -> None:
