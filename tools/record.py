@@ -600,15 +600,28 @@ def main() -> int:
     import tyro
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    cfg = tyro.cli(RecordConfig)
+    try:
+        cfg = tyro.cli(RecordConfig)
+        _resolve_names(cfg)
+    except ValueError as e:  # a bad option value
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         summary = record(cfg)
-    except (ep.EpisodeFormatError, ValueError) as e:
+    except ep.EpisodeFormatError as e:  # the output folder holds something else
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (ImportError, ConnectionError) as e:  # e.g. no carla client installed
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: episodes in progress were left .partial", file=sys.stderr)
         return 130
+    except RuntimeError as e:
+        if cfg.sim == "carla" and type(e).__name__.startswith("Carla"):  # no server, busy ...
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        raise
     print(summary.format())
     return 0
 
