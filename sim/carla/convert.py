@@ -46,31 +46,54 @@ def yaw_to_carla(yaw_rad: float) -> float:
     return math.degrees(wrap_angle(-yaw_rad))
 
 
-def steer_from_curvature(kappa_per_m: float, wheelbase_m: float, max_steer_rad: float) -> float:
+def steer_from_curvature(
+    kappa_per_m: float, wheelbase_m: float, max_steer_rad: float, steer_factor: float = 1.0
+) -> float:
     """Path curvature (1/m, positive = left) to CARLA's normalised steer in ``[-1, 1]``.
 
-    Kinematic bicycle: road-wheel angle ``delta = atan(wheelbase * kappa)``; CARLA maps steer
-    ``+1`` to ``max_steer_angle`` to the right, so ``steer = -delta / max_steer``, clamped
-    (CARLA does not validate the range client-side). The linear steer -> wheel-angle map is
-    the documented meaning of ``VehicleControl.steer``; the tyres' slip makes the executed
-    curvature at speed slightly smaller than the kinematic one.
+    Kinematic bicycle: road-wheel angle ``delta = atan(wheelbase * kappa)``. CARLA maps steer
+    ``+1`` to the front wheels' ``max_steer_angle`` to the right, scaled down at speed by the
+    vehicle's ``steering_curve`` (:func:`steering_curve_factor`), so
+    ``steer = -delta / (max_steer * factor)``, clamped (CARLA does not validate the range
+    client-side). Tyre slip makes the executed curvature at speed slightly smaller than the
+    kinematic one.
 
     Args:
         kappa_per_m: Curvature in 1/m, positive = turning left.
         wheelbase_m: Distance between the axles, m.
         max_steer_rad: Road-wheel angle at full lock (the front wheels' max steer angle), rad.
+        steer_factor: The steering curve's factor at the current speed (1 = full lock).
 
     Returns:
         The steer value for ``carla.VehicleControl``, positive = right.
     """
     delta = math.atan(wheelbase_m * kappa_per_m)
-    return min(max(-delta / max_steer_rad, -1.0), 1.0)
+    return min(max(-delta / (max_steer_rad * steer_factor), -1.0), 1.0)
 
 
-def curvature_from_steer(steer: float, wheelbase_m: float, max_steer_rad: float) -> float:
+def curvature_from_steer(
+    steer: float, wheelbase_m: float, max_steer_rad: float, steer_factor: float = 1.0
+) -> float:
     """Inverse of :func:`steer_from_curvature` (steer clamped to ``[-1, 1]`` first), 1/m."""
     s = min(max(float(steer), -1.0), 1.0)
-    return math.tan(-s * max_steer_rad) / wheelbase_m
+    return math.tan(-s * max_steer_rad * steer_factor) / wheelbase_m
+
+
+def steering_curve_factor(curve: Sequence[Any], speed_mps: float) -> float:
+    """Fraction of full lock available at a speed (``VehiclePhysicsControl.steering_curve``).
+
+    The curve's points are ``(forward speed in km/h, factor)`` (Unreal Engine 4's vehicle
+    ``SteeringCurve``: "maximum steering versus forward speed (km/h)"), linearly
+    interpolated and held flat beyond its ends. An empty curve means no reduction.
+
+    Returns:
+        The factor, clamped to ``[0.05, 1]``.
+    """
+    if len(curve) == 0:
+        return 1.0
+    pts = sorted((float(p.x), float(p.y)) for p in curve)
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    return min(max(float(np.interp(speed_mps * 3.6, xs, ys)), 0.05), 1.0)
 
 
 def max_curvature(wheelbase_m: float, max_steer_rad: float) -> float:

@@ -52,6 +52,7 @@ from sim.carla.convert import (
     curvature_from_steer,
     max_curvature,
     steer_from_curvature,
+    steering_curve_factor,
     vehicle_geometry_from_wheels,
     xy_from_carla,
     xy_to_carla,
@@ -282,6 +283,7 @@ class CarlaDrivingEnv(gym.Env):
         self._wheelbase_m = cfg.fallback_wheelbase_m
         self._rear_axle_x_m = 0.0
         self._max_steer_rad = math.radians(70.0)
+        self._steering_curve: list[Any] = []
         self._max_kappa = cfg.max_curvature_per_m
         self._target_speed = 0.0
         self._speed_integral = 0.0
@@ -559,6 +561,7 @@ class CarlaDrivingEnv(gym.Env):
                 -self.config.fallback_wheelbase_m / 2,
             )
         self._wheelbase_m, self._rear_axle_x_m = wheelbase, rear_x
+        self._steering_curve = list(getattr(physics, "steering_curve", []))
         steer_deg = max((float(w.max_steer_angle) for w in wheels[:2]), default=70.0)
         self._max_steer_rad = math.radians(steer_deg if steer_deg > 0 else 70.0)
         self._max_kappa = min(
@@ -609,8 +612,9 @@ class CarlaDrivingEnv(gym.Env):
         self, kappa: float
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         cfg, carla = self.config, self._carla
-        steer = steer_from_curvature(kappa, self._wheelbase_m, self._max_steer_rad)
-        applied = curvature_from_steer(steer, self._wheelbase_m, self._max_steer_rad)
+        factor = steering_curve_factor(self._steering_curve, self._state.speed_mps)
+        steer = steer_from_curvature(kappa, self._wheelbase_m, self._max_steer_rad, factor)
+        applied = curvature_from_steer(steer, self._wheelbase_m, self._max_steer_rad, factor)
         throttle, brake = self._cruise(self._state.speed_mps)
         self._vehicle.apply_control(
             carla.VehicleControl(throttle=throttle, steer=steer, brake=brake)

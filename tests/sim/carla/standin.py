@@ -68,6 +68,11 @@ class Vector3D:
         return f"{type(self).__name__}(x={self.x:.6f}, y={self.y:.6f}, z={self.z:.6f})"
 
 
+class Vector2D:
+    def __init__(self, x: float = 0.0, y: float = 0.0) -> None:
+        self.x, self.y = float(x), float(y)
+
+
 class Location(Vector3D):
     def __add__(self, o: Vector3D) -> Location:
         return Location(self.x + o.x, self.y + o.y, self.z + o.z)
@@ -595,6 +600,8 @@ class _Wheel:
 WHEELBASE_M = 2.875
 MAX_STEER_DEG = 70.0
 HALF_TRACK_M = 0.8
+STEERING_CURVE = ((0.0, 1.0), (20.0, 0.9), (60.0, 0.8), (120.0, 0.7))
+"""Steering curve (forward speed km/h, fraction of full lock), the usual shape in CARLA."""
 
 
 class Vehicle(Actor):
@@ -634,7 +641,9 @@ class Vehicle(Actor):
             p = o + along * WHEELBASE_M / 2 * f + side * HALF_TRACK_M * r
             pos = Vector3D(p[0] * 100, p[1] * 100, 37.0) if self._ticked else Vector3D()
             wheels.append(_Wheel(MAX_STEER_DEG if along > 0 else 0.0, pos))
-        return SimpleNamespace(wheels=wheels, mass=1845.0)
+        return SimpleNamespace(
+            wheels=wheels, mass=1845.0, steering_curve=[Vector2D(x, y) for x, y in STEERING_CURVE]
+        )
 
     def _physics(self, dt: float) -> None:
         if self._pending_transform is not None:
@@ -652,7 +661,9 @@ class Vehicle(Actor):
             - 0.01 * self._speed**2
         )
         self._speed = max(self._speed + accel * dt, 0.0)
-        delta = math.radians(MAX_STEER_DEG) * min(max(c.steer, -1.0), 1.0)  # + = right
+        curve_x, curve_y = zip(*STEERING_CURVE, strict=True)
+        lock = float(np.interp(self._speed * 3.6, curve_x, curve_y))  # less lock at speed
+        delta = math.radians(MAX_STEER_DEG) * lock * min(max(c.steer, -1.0), 1.0)  # + = right
         yaw = math.radians(self._rel.rotation.yaw)
         rear = np.array([self._rel.location.x, self._rel.location.y]) - WHEELBASE_M / 2 * np.array(
             [math.cos(yaw), math.sin(yaw)]

@@ -207,3 +207,16 @@ def test_bend_speed_limit_looks_ahead():
     route = Route(x, y, np.full(x.size, 1.75), np.zeros(x.size, bool))
     assert route.bend_speed_limit(0.0, 10.0, 3.0) == math.inf
     assert route.bend_speed_limit(0.0, 40.0, 3.0) == pytest.approx(math.sqrt(30.0), rel=0.05)
+
+
+def test_steering_curve_factor_in_km_per_h():
+    curve = [standin.Vector2D(0.0, 1.0), standin.Vector2D(20.0, 0.9), standin.Vector2D(60.0, 0.8)]
+    assert convert.steering_curve_factor(curve, 0.0) == 1.0
+    assert convert.steering_curve_factor(curve, 40.0 / 3.6) == pytest.approx(0.85)
+    assert convert.steering_curve_factor(curve, 100.0) == pytest.approx(0.8)  # held flat
+    assert convert.steering_curve_factor([], 10.0) == 1.0
+    wb, lock = 2.875, math.radians(70.0)
+    s_full = convert.steer_from_curvature(0.05, wb, lock)
+    s_fast = convert.steer_from_curvature(0.05, wb, lock, steer_factor=0.8)
+    assert s_fast == pytest.approx(s_full / 0.8)  # less lock at speed: more steer for the same arc
+    assert convert.curvature_from_steer(s_fast, wb, lock, 0.8) == pytest.approx(0.05)

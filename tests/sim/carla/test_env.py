@@ -394,3 +394,22 @@ def test_real_ctrl_c_in_a_running_episode_restores_the_server(tmp_path):
         proc.kill()
     state = json.loads(out.strip().splitlines()[-1])
     assert state == {"live": 0, "sync": False, "tm_sync": False, "violations": []}
+
+
+def test_the_car_executes_the_commanded_curvature_at_speed(server, env_kwargs):
+    # 8 m/s = 28.8 km/h: the stand-in car has only ~88 % of its lock there.
+    kwargs = {**env_kwargs, "route_length_m": 500.0, "target_speed_mps": 8.0}
+    with CarlaDrivingEnv(**kwargs) as env:
+        obs, _ = env.reset(seed=2)
+        expert, state = env.make_expert(), None
+        for _ in range(60):  # up to speed first
+            action, state = expert.act(obs, state)
+            obs = env.step(action)[0]
+        poses = []
+        for _ in range(20):
+            info = env.step(np.array([0.03], np.float32))[4]
+            poses.append(info[spec.INFO_POSE])
+    xy = np.array([p[:2] for p in poses])
+    yaw = np.unwrap([p[2] for p in poses])
+    arc = np.hypot(*np.diff(xy, axis=0).T).sum()
+    assert (yaw[-1] - yaw[0]) / arc == pytest.approx(0.03, rel=0.03)
