@@ -74,6 +74,7 @@ _INFO_NOISE_ACTIVE = "noise_active"
 _INFO_INTERVENTION = "intervention"
 _INFO_COLLISION = "collision"
 _INFO_ROUTE_LENGTH_M = "route_length_m"
+_INFO_TARGET_SPEED_MPS = "target_speed_mps"  # optional: both simulators report it
 
 ROUTE_END_TOLERANCE_M = 1.0
 """A truncated episode within this distance of the route end counts as ``route_complete``, m."""
@@ -118,6 +119,8 @@ class EpisodeLog:
     """Weather name from the env info."""
     seed: int
     """The reset seed."""
+    target_speed_mps: float | None = None
+    """Cruise speed of the episode, m/s, when the env reports it (info ``target_speed_mps``)."""
     path: Path | None = None
     """The finished episode folder when a writer was given."""
 
@@ -137,6 +140,7 @@ class EpisodeLog:
             "town": self.town,
             "weather": self.weather,
             "seed": self.seed,
+            "target_speed_mps": self.target_speed_mps,
         }
 
 
@@ -203,6 +207,7 @@ def run_episode(
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
     obs, info = env.reset(seed=seed, options=dict(options) if options else None)
+    target_speed = info.get(_INFO_TARGET_SPEED_MPS)
     state = driver.reset()
     label_state = label_driver.reset() if label_driver is not None else None
     rows: list[dict[str, float]] = []
@@ -287,6 +292,7 @@ def run_episode(
         town=str(_info(info, _INFO_TOWN)),
         weather=str(_info(info, _INFO_WEATHER)),
         seed=int(seed),
+        target_speed_mps=None if target_speed is None else float(target_speed),
     )
     if writer is not None:
         log.path = writer.finish(log.summary())

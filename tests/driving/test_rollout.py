@@ -121,6 +121,7 @@ def test_rows_labels_and_summary_with_noise(tmp_path):
     )
     assert log.distance_m == pytest.approx(10.0) and log.duration_s == pytest.approx(1.0)
     assert log.summary()["seed"] == 7 and log.summary()["town"] == "flat"
+    assert log.target_speed_mps is None  # the fake env does not report one
     assert ep.CURVATURE_PRED not in c
 
 

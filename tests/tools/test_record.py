@@ -35,6 +35,7 @@ def test_records_labels_noise_and_metadata(tmp_path):
         assert len(e) == 40 and e.town == "countryside" and e.weather == "clear_noon"
         assert e.meta["outcome"] == "time_limit" and e.meta["noise"]["share"] == 0.5
         assert abs(e.meta["start_offset_m"]) <= 0.5
+        assert 5.0 < e.meta["target_speed_mps"] < 20.0
         c = e.columns
         noisy = c[ep.NOISE_ACTIVE]
         diff = np.abs(c[ep.CURVATURE_APPLIED] - c[ep.CURVATURE_EXPERT])
