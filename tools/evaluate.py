@@ -401,7 +401,8 @@ def _run_ray(jobs: Sequence[EpisodeJob], address: str, bar: tqdm) -> list[JobOut
         raise EvalError("--ray needs the optional Ray extra: pip install -e '.[ray]'") from e
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, log_to_driver=False)
+        local = {"include_dashboard": False} if address == "local" else {}
+        ray.init(address=address, log_to_driver=False, **local)
     try:
         remote = ray.remote(num_cpus=1)(run_job)
         refs = [remote.remote(job) for job in jobs]

@@ -1,5 +1,6 @@
 """Evaluation suites and the evaluate tool."""
 
+import numpy as np
 import pytest
 
 from driving.suites import (
@@ -157,3 +158,101 @@ def test_model_names_are_unique(tmp_path):
 
     paths = [Path("a/cfc"), Path("b/cfc"), Path("c/expert")]
     assert model_names(paths) == ["cfc", "cfc-2", "expert-2"]
+
+
+@pytest.fixture(scope="module")
+def untrained_cfc(tmp_path_factory):
+    """An untrained cfc-ncp checkpoint (weights from a fixed seed)."""
+    import torch
+
+    from driving.checkpoint import save_checkpoint
+    from driving.policy import PolicyConfig, SteeringPolicy
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("ck") / "cfc-ncp"
+    return save_checkpoint(folder, SteeringPolicy(PolicyConfig(core="cfc-ncp")))
+
+
+def test_policy_rollouts_neurons_report_and_process_pool(tmp_path, untrained_cfc):
+    from driving import episodes as ep
+    from driving.metrics import metrics_from_columns
+    from driving.report import load_metrics
+    from tools.evaluate import evaluate, plan_jobs, run_job
+
+    cfg = _quick(
+        tmp_path,
+        suite="unseen-weathers",
+        route_km=0.05,
+        checkpoint=(untrained_cfc,),
+        rollouts="first",
+        plots=True,
+        workers=2,
+    )
+    doc = load_metrics(evaluate(cfg))
+    assert [m["name"] for m in doc["models"]] == ["expert", "cfc-ncp"]
+    runs = [e for e in doc["episodes"] if e["model"] == "cfc-ncp"]
+    assert len(runs) == 3 and runs[0]["rollout"] and not any(e["rollout"] for e in runs[1:])
+
+    # the rollout holds what was scored, plus the prediction and all 19 neuron states
+    episode = ep.read_episode(cfg.out / runs[0]["rollout"])
+    cols = episode.columns
+    neurons = [ep.neuron_column(i) for i in range(19)]
+    assert ep.CURVATURE_PRED in cols and all(n in cols for n in neurons)
+    assert np.abs(np.stack([cols[n] for n in neurons])).max() > 0
+    np.testing.assert_allclose(cols[ep.CURVATURE_PRED], cols[ep.CURVATURE_APPLIED], atol=1e-6)
+    rescored = metrics_from_columns(
+        cols,
+        route_length_m=episode.meta["route_length_m"],
+        distance_m=episode.meta["distance_m"],
+        terminated=episode.meta["terminated"],
+    )
+    assert rescored.to_dict() == pytest.approx(runs[0]["metrics"])
+
+    # a worker process and this process drive the same episode identically
+    jobs, _ = plan_jobs(cfg)
+    here = run_job(next(j for j in jobs if j.model == "cfc-ncp" and j.rollout_root is None))
+    assert here.result.metrics.to_dict() == pytest.approx(runs[1]["metrics"])
+
+    report = (cfg.out / "report.md").read_text()
+    assert "| cfc-ncp |" in report and "| **expert** | clean | 3 |" in report
+    assert (cfg.out / "bars_unseen-weathers.png").is_file()
+    assert (cfg.out / "trajectories_unseen-weathers_clean.png").is_file()
+
+
+def test_termination_mode_ends_at_the_departure(tmp_path, untrained_cfc):
+    from driving.report import load_metrics
+    from tools.evaluate import evaluate
+
+    doc = load_metrics(
+        evaluate(
+            _quick(
+                tmp_path,
+                suite="unseen-weathers",
+                route_km=0.3,
+                checkpoint=(untrained_cfc,),
+                mode="termination",
+            )
+        )
+    )
+    assert doc["mode"] == "termination"
+    runs = {e["model"]: [] for e in doc["episodes"]}
+    for e in doc["episodes"]:
+        runs[e["model"]].append(e["metrics"])
+    assert all(not m["terminated"] and m["route_completion"] == 1.0 for m in runs["expert"])
+    ended = [m for m in runs["cfc-ncp"] if m["terminated"]]
+    assert ended, "the untrained policy should leave its lane within 300 m"
+    assert all(m["interventions"] == 1 and m["route_completion"] < 1.0 for m in ended)
+
+
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("ray") is None, reason="needs the ray extra"
+)
+def test_ray_tasks_on_a_local_instance(tmp_path):
+    from driving.report import load_metrics
+    from tools.evaluate import evaluate, plan_jobs, run_job
+
+    cfg = _quick(tmp_path, suite="unseen-weathers", route_km=0.05, ray="local")
+    doc = load_metrics(evaluate(cfg))
+    assert len(doc["episodes"]) == 3
+    here = run_job(plan_jobs(cfg)[0][0])
+    assert here.result.metrics.to_dict() == pytest.approx(doc["episodes"][0]["metrics"])
