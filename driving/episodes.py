@@ -36,7 +36,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -651,7 +651,6 @@ class Episode:
     """Unit of every column."""
     image_shape: tuple[int, int, int]
     """(H, W, 3) of every frame."""
-    _frame_names: list[str] = field(default_factory=list, repr=False)
 
     def __len__(self) -> int:
         return int(self.columns[T_S].shape[0])
@@ -773,7 +772,7 @@ def read_episode(
             + (f"; unexpected {extra_files[:3]}" if extra_files else "")
         )
     units = {c.name: c.unit for c in COLUMNS} | {k: str(v) for k, v in extra.items()}
-    episode = Episode(path, int(m.group(1)), meta, columns, units, info.image_shape, names)
+    episode = Episode(path, int(m.group(1)), meta, columns, units, info.image_shape)
     for i in range(n) if check_frames else {0, n - 1}:
         episode.frame(i)
     return episode
