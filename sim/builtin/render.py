@@ -118,9 +118,7 @@ class Renderer:
         hz = cam.horizon_row
         top = np.asarray(w.sky_top, np.float64)
         bottom = np.asarray(w.sky_horizon, np.float64)
-        t = np.clip(
-            (rows - min(hz - 0.6 * Hs, -1.0)) / max(hz - min(hz - 0.6 * Hs, -1.0), 1.0), 0, 1
-        )
+        t = np.clip(rows / max(hz, 1.0), 0, 1)
         sky = top[None, :] + (bottom - top)[None, :] * (t[:, None] ** 1.5)
         # below the horizon and beyond the view distance: the mean ground colour (the light
         # map adds light and haze like for the rest of the ground)
