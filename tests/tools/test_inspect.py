@@ -1,6 +1,7 @@
 """tools/inspect.py: validation, summary, figures, salvage, and not shadowing stdlib inspect."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from driving import episodes as ep
 from tools.inspect import format_summary, inspect_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}  # works without an installed package too
 H, W = 16, 40
 
 
@@ -74,10 +76,10 @@ def test_bad_and_partial_episodes_are_reported_and_salvaged(dataset):
 
 def test_command_line_exit_status_and_no_stdlib_shadowing(dataset):
     run = [sys.executable, str(ROOT / "tools" / "inspect.py")]
-    ok = subprocess.run([*run, str(dataset)], capture_output=True, text=True, cwd=ROOT)
+    ok = subprocess.run([*run, str(dataset)], capture_output=True, text=True, env=ENV)
     assert ok.returncode == 0, ok.stderr
     assert "3 episodes" in ok.stdout
-    missing = subprocess.run([*run, str(dataset / "nope")], capture_output=True, text=True)
+    missing = subprocess.run([*run, str(dataset / "nope")], capture_output=True, text=True, env=ENV)
     assert missing.returncode == 2 and "not a folder" in missing.stderr
     assert "Traceback" not in missing.stderr
     # Any script run from tools/ has tools/ first on sys.path: `import inspect` must still be

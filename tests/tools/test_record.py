@@ -89,6 +89,7 @@ def _start(out, *args):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # works without an installed package too
     )
 
 
