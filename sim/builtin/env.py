@@ -210,6 +210,7 @@ class BuiltinDrivingEnv(gym.Env):
             )
         self.config = base
         self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": base.control_rate_hz}
         self.town = get_town(base.town)
         self.weather = get_weather(base.weather)
         self.vehicle = Vehicle(base.vehicle)

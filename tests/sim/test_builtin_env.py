@@ -85,3 +85,19 @@ def test_out_of_range_action_is_clipped_to_the_car_limit():
     assert math.atan(
         env.config.vehicle.wheelbase_m * info[spec.INFO_CURVATURE_APPLIED]
     ) == pytest.approx(limit)
+
+
+def test_make_env_and_registered_id():
+    env = sim.make_env("builtin", town="desert", weather="fog", route_length_m=100.0)
+    assert env.config.town == "desert" and env.config.weather == "fog"
+    with pytest.raises(ValueError, match="builtin"):
+        sim.make_env("unreal")
+    env = gymnasium.make(
+        sim.BUILTIN_ENV_ID, town="snow", control_rate_hz=10.0, route_length_m=100.0
+    )
+    obs, info = env.reset(seed=0)
+    assert info[spec.INFO_TOWN] == "snow"
+    assert env.unwrapped.metadata["render_fps"] == 10.0
+    expert = sim.make_expert(env)
+    action, _ = expert.act(obs, expert.reset())
+    env.step(action)
