@@ -10,6 +10,15 @@ from driving.wiring import AutoNCP, default_steering_wiring
 B, T, S = 3, 6, 32
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: intra-op threads only add contention on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _data(batch=B, steps=T, features=S, seed=0):
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, steps, features, generator=gen)

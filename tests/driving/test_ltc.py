@@ -11,6 +11,15 @@ from driving.wiring import default_steering_wiring
 B, T, S = 3, 5, 32
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: intra-op threads only add contention on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _data(seed=0, batch=B):
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, T, S, generator=gen)

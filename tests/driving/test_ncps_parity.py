@@ -16,6 +16,15 @@ from driving.ltc import LTC
 T = 12
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: intra-op threads only add contention on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _ncps_reference(module, x, ts, hx):
     """Step ncps's cell with per-sample ts (B, 1); returns (outputs (B, T, M), h (B, N))."""
     h = torch.zeros(x.shape[0], module.state_size) if hx is None else hx
@@ -50,18 +59,16 @@ def _check(ours, ref, batch, features, tol, seed, state=None):
         assert (y - y_w).abs().max().item() <= tol and (h - h_w).abs().max().item() <= tol
 
 
+DENSE_CASES = [  # (backbone kwargs, batch): every batch size on the ncps default backbone
+    *(({}, batch) for batch in (1, 7, 19)),  # 1 x 128 lecun_tanh
+    ({"backbone_layers": 0}, 19),
+    ({"backbone_layers": 2, "backbone_units": 24, "backbone_dropout": 0.2}, 7),
+    ({"backbone_layers": 1, "backbone_units": 16, "activation": "silu", "proj_size": 3}, 1),
+]
+
+
 @pytest.mark.parametrize("mode", ["default", "no_gate", "pure"])
-@pytest.mark.parametrize(
-    "backbone",
-    [
-        {},  # ncps default: 1 x 128 lecun_tanh
-        {"backbone_layers": 0},
-        {"backbone_layers": 2, "backbone_units": 24, "backbone_dropout": 0.2},
-        {"backbone_layers": 1, "backbone_units": 16, "activation": "silu", "proj_size": 3},
-    ],
-    ids=["bb1x128", "bb0", "bb2x24-dropout", "silu-proj"],
-)
-@pytest.mark.parametrize("batch", [1, 7, 19])
+@pytest.mark.parametrize(("backbone", "batch"), DENSE_CASES, ids=lambda v: str(v))
 def test_dense_cfc_matches_ncps(mode, backbone, batch):
     torch.manual_seed(1)
     ref = nt.CfC(10, 19, mode=mode, **backbone).eval()
