@@ -51,6 +51,22 @@ outputs. Every module here offers::
 unrolling ``step`` gives exactly (bit for bit) what ``forward`` gives: both run the same
 operations on the same shapes. States are in the wiring's state order (inter, command,
 motor; see ``driving/wiring.py``).
+
+How it is made fast (everything is dispatch-bound at 19 neurons; ``benchmarks/cells.py``):
+
+* masks are applied and the four heads of a layer fused into one matrix once per
+  ``forward`` call (and cached between ``step`` calls while autograd is off and the
+  parameters are unchanged);
+* the faithful ``WiredCfC`` computes the recurrent part of all three layers with one
+  matmul against a block-diagonal matrix, then one matmul per layer for its input, and
+  combines the heads with ``addcmul``/``lerp``; training runs a hand-written
+  backpropagation through time (``_WiredSequence``) over the very same forward operations;
+* the dense ``CfC`` and the ``ncps_compatible`` ``WiredCfC`` instead keep ncps's exact
+  operations (one matmul per Linear over ``[x, h]``, the literal head formulas), because
+  BLAS rounding depends on matrix shapes: they equal ncps bit for bit, and are slower.
+
+The input projection is computed step by step rather than for all T steps in one matmul:
+a batched matmul rounds differently from per-step ones, which would break step == forward.
 """
 
 from __future__ import annotations
