@@ -37,9 +37,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+import sim
 from driving import episodes as ep
 from driving.rollout import run_episode
 from sim.spec import CameraSpec
+from sim.wrappers import NoiseInjection
 
 logger = logging.getLogger("tools.record")
 
@@ -239,8 +241,6 @@ def _resolve_names(cfg: RecordConfig) -> tuple[tuple[str, ...], tuple[str, ...]]
 
 def _make_env(cfg: RecordConfig, town: str, weather: str) -> Any:
     """The env of one (town, weather), noise-wrapped when ``cfg.noise``."""
-    import sim
-
     kwargs: dict[str, Any] = {
         "town": town,
         "weather": weather,
@@ -258,8 +258,6 @@ def _make_env(cfg: RecordConfig, town: str, weather: str) -> Any:
         kwargs["route_length_m"] = float(min(max(100.0, 1.1 * hi * cfg.episode_s + 50), 1e5))
     env = sim.make_env(cfg.sim, **kwargs)
     if cfg.noise and cfg.noise_share > 0 and cfg.noise_amplitude_per_m > 0:
-        from sim.wrappers import NoiseInjection
-
         env = NoiseInjection(
             env,
             share=cfg.noise_share,
@@ -301,8 +299,6 @@ def record_episode(
     on_step: Any = None,
 ) -> dict[str, Any]:
     """Drives one planned episode with the expert and writes it; returns its summary."""
-    import sim
-
     expert = sim.make_expert(env)
     meta = {
         "sim": cfg.sim,

@@ -63,6 +63,16 @@ def test_appends_with_new_ids_and_new_roads_and_refuses_other_kinds(tmp_path):
     assert len(ep.list_episodes(out)) == 3
 
 
+def test_same_seed_same_episodes(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        record(RecordConfig(out=out, episodes=1, seed=5, progress=False, **SMALL))
+    (ea,), (eb,) = ep.load_episodes(a), ep.load_episodes(b)
+    for name in ep.BASE_COLUMN_NAMES:
+        np.testing.assert_array_equal(ea.columns[name], eb.columns[name], err_msg=name)
+    np.testing.assert_array_equal(ea.frames(0, len(ea)), eb.frames(0, len(eb)))
+
+
 def test_minutes_mode_and_two_workers(tmp_path):
     cfg = RecordConfig(out=tmp_path / "d", minutes=0.1, workers=2, progress=False, **SMALL)
     summary = record(cfg)
