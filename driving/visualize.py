@@ -1377,6 +1377,7 @@ def training_figures(policy: Any, window: dict[str, Any], saliency_frames: int =
     axes[0].set_xlabel("")
     if layout is not None:
         draw_traces(list(axes[1:]), track, layout)
+    axes[-1].set_xlabel("time in the window (s)", fontsize=8)
     traces = figure_to_array(fig)
     view = (x01.permute(0, 2, 3, 1) * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
     tiles = [overlay(v, m) for v, m in zip(view, masks.cpu().numpy(), strict=True)]
