@@ -27,14 +27,15 @@ training weathers), ``carla-new-town`` (Town02, training weathers), ``carla-new-
 
 The route seeds are fixed. ``tools/record.py`` draws each recorded episode's road seed at
 random from [0, 2**31), so an evaluation road is also a training road with a probability of
-about 1e-9 per recorded episode. ``routes`` and ``route_km`` overrides give short variants for tests and demos.
+about 1e-9 per recorded episode. ``routes`` and ``route_km`` overrides give short variants
+for tests and demos.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 ROUTE_SEEDS: tuple[int, ...] = (7001, 7002, 7003)
 """Route seeds driven in every town (more routes continue as 7004, 7005, ...)."""
@@ -64,8 +65,22 @@ CARLA_SUITES: tuple[str, ...] = (
     "carla-new-town-weather",
 )
 """The CARLA suites, in report order."""
-SUITES: tuple[str, ...] = (*BUILTIN_SUITES, "all", *CARLA_SUITES)
+SuiteName = Literal[
+    "train-towns",
+    "unseen-towns",
+    "unseen-weathers",
+    "noise",
+    "rate",
+    "all",
+    "carla-train",
+    "carla-new-town",
+    "carla-new-weather",
+    "carla-new-town-weather",
+]
+"""A suite name (for typed configs and CLIs)."""
+SUITES: tuple[str, ...] = get_args(SuiteName)
 """Every suite name :func:`build_suite` accepts."""
+assert (*BUILTIN_SUITES, "all", *CARLA_SUITES) == SUITES
 
 
 class SuiteError(ValueError):

@@ -59,7 +59,14 @@ from driving.report import (
     write_report,
 )
 from driving.rollout import run_episode
-from driving.suites import CARLA_SUITES, SUITES, EpisodeSpec, TownWeatherSplit, build_suite
+from driving.suites import (
+    CARLA_SUITES,
+    SUITES,
+    EpisodeSpec,
+    SuiteName,
+    TownWeatherSplit,
+    build_suite,
+)
 
 log = logging.getLogger("evaluate")
 
@@ -79,14 +86,12 @@ class EvalConfig:
 
     checkpoint: tuple[Path, ...] = ()
     """Checkpoint folders to evaluate; none = the expert alone."""
-    suite: str = "train-towns"
-    """Suite name: train-towns, unseen-towns, unseen-weathers, noise, rate, all, carla-train,
-    carla-new-town, carla-new-weather, carla-new-town-weather."""
+    suite: SuiteName = "train-towns"
+    """Suite to drive (towns, weathers, routes and conditions: driving/suites.py)."""
     out: Path = Path("outputs/eval")
     """Output folder for metrics.json, report.md, the plots and the rollouts."""
     mode: Literal["intervention", "termination"] = "intervention"
-    """intervention: a departure is counted, the car reset to the lane centre and the route
-    continues; termination: a departure ends the episode."""
+    """intervention: count a departure, put the car back on the lane centre; termination: stop."""
     routes: int | None = None
     """Routes per town (default 3); fewer for a quick run."""
     route_km: float | None = None
@@ -102,8 +107,7 @@ class EvalConfig:
     ray: str | None = None
     """Ray cluster address to run episodes as Ray tasks ("local" starts a local instance)."""
     rollouts: Literal["all", "first", "none"] = "first"
-    """Rollouts to write: every episode, the first episode of each model, suite and condition,
-    or none (2 km at 20 Hz is about 4,000 frames)."""
+    """Rollouts to write: every episode, the first of each model, suite and condition, or none."""
     plots: bool = True
     """Write report.md and the PNG plots (metrics.json is always written)."""
     torch_threads: int = 1
