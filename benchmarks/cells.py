@@ -160,6 +160,7 @@ def main(quick: bool = False) -> dict:
             for k, (_, m) in models.items()
         },
     }
+    result["wired_cfc_connected_params"] = models["wired_cfc"][1].masked_parameter_count()
     s, t = result["step_us"], result["train_fwd_bwd_ms"]
     result["step_speedup_vs_ncps"] = round(s["ncps_wired_cfc"] / s["wired_cfc"], 2)
     result["train_speedup_vs_ncps"] = round(t["ncps_wired_cfc"] / t["wired_cfc"], 2)
