@@ -227,9 +227,9 @@ class Renderer:
         std = math.hypot(noise_std, self.weather.grain_std)
         if std > 0 and rng is not None:
             fb += rng.standard_normal(fb.shape, dtype=np.float32) * np.float32(255.0 * std)
+            np.maximum(fb, 0.0, out=fb)
         out = np.empty_like(img)
-        np.clip(fb, 0, 255, out=fb)
-        cv2.convertScaleAbs(fb, dst=out)
+        cv2.convertScaleAbs(fb, dst=out)  # saturates at 255; fb >= 0 (gain, offset >= 0)
         self._draw_props(out, x, y, c, sn, s)
         if self._rain is not None and rng is not None:
             cv2.add(out, self._rain[int(rng.integers(len(self._rain)))], dst=out)

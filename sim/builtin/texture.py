@@ -171,8 +171,9 @@ class GroundTexture:
         v = -sn * x + c * y
         umin, umax = u.min() - reach, u.max() + reach
         vmin, vmax = v.min() - reach, v.max() + reach
-        w_px = math.ceil((umax - umin) / res)
-        h_px = math.ceil((vmax - vmin) / res)
+        # whole multiples of COARSE, so the upsampled ground pattern fits exactly
+        w_px = math.ceil((umax - umin) / res / COARSE) * COARSE
+        h_px = math.ceil((vmax - vmin) / res / COARSE) * COARSE
         # world -> tile px: col = (u - umin)/res, row = (v - vmin)/res
         A = np.array(
             [
@@ -200,16 +201,11 @@ class GroundTexture:
         small = cv2.warpAffine(
             self.ground_pattern,
             B,
-            (w_px // COARSE + 2, h_px // COARSE + 2),
+            (w_px // COARSE, h_px // COARSE),
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_WRAP,
         )
-        big = cv2.resize(
-            small,
-            (small.shape[1] * COARSE, small.shape[0] * COARSE),
-            interpolation=cv2.INTER_LINEAR,
-        )
-        return np.ascontiguousarray(big[:h_px, :w_px])
+        return cv2.resize(small, (w_px, h_px), interpolation=cv2.INTER_LINEAR)
 
     def _grain(self, A: np.ndarray, w_px: int, h_px: int) -> np.ndarray:
         """The fine grain (world-periodic, period P px) in tile pixels, single channel."""
