@@ -314,6 +314,10 @@ class SteeringPolicy(nn.Module):
                 f"{c.core}: {len(names)} neuron names for a state of {self.core.state_size}"
             )
         self.readout = nn.Linear(self.core.output_size, 1)
+        if self.core.output_size == 1:  # a single motor neuron: start as the identity map
+            with torch.no_grad():
+                self.readout.weight.fill_(1.0)
+                self.readout.bias.zero_()
 
     # ------------------------------------------------------------------ description
     @property

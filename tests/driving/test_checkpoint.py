@@ -17,6 +17,14 @@ from driving.checkpoint import (
 from driving.policy import PolicyConfig, SteeringPolicy
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _trained_like(core="cfc-ncp", seed=1):
     torch.manual_seed(seed)
     policy = SteeringPolicy(PolicyConfig(core=core))
