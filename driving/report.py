@@ -395,6 +395,25 @@ def render_markdown(doc: dict[str, Any], plots: dict[str, list[str]] | None = No
                 lines.append(f"| {m} | " + " | ".join(cells) + " |")
         for png in plots.get(s, []):
             lines += ["", f"![{png}]({png})"]
+    rollouts = [e for e in doc["episodes"] if e.get("rollout")]
+    if rollouts:
+        lines += [
+            "",
+            "## Rollouts",
+            "",
+            "Episode format with `curvature_pred` and the neuron states per step; draw one "
+            "with `python tools/visualize.py --rollout <folder> --checkpoint <checkpoint>`.",
+            "",
+            "| model | suite | condition | town | weather | route | interv. | folder |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for e in rollouts:
+            sp = e["spec"]
+            lines.append(
+                f"| {e['model']} | {sp['suite']} | {sp['condition']} | {sp['town']} | "
+                f"{sp['weather']} | {sp['route']} | {e['metrics']['interventions']} | "
+                f"`{e['rollout']}` |"
+            )
     return "\n".join(lines) + "\n"
 
 

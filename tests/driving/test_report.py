@@ -49,7 +49,8 @@ def _spec(suite="train-towns", condition="clean", town="a", weather="sun", route
 def _results():
     out = []
     for route, (n_int, lat) in enumerate([(1, 0.2), (3, 0.4)]):
-        out.append(EpisodeResult("cfc", _spec(route=route), _metrics(1.0, n_int, lat)))
+        rollout = "rollouts/cfc/train-towns/clean/episodes/episode_000000" if route == 0 else None
+        out.append(EpisodeResult("cfc", _spec(route=route), _metrics(1.0, n_int, lat), rollout))
         out.append(EpisodeResult(EXPERT, _spec(route=route), _metrics(1.0, 0, 0.05)))
     for cond in ("noise 0.1", "noise 0.2"):
         out.append(EpisodeResult("cfc", _spec("noise", cond, town="b"), _metrics(0.5, 2, 0.5)))
@@ -143,6 +144,9 @@ def test_report_has_tables_and_plots(tmp_path):
     assert "| cfc | 2.00 | 4.00 |" in text  # train-towns 4 / 2 km, noise 4 / 1 km
     assert "| **expert** | clean | 2 | 2.00 | 0 | 0.00 | none in 2.00 km |" in text
     assert "noise 0.2" in text
+    assert (
+        "| cfc | train-towns | clean | a | sun | 0 | 1 | `rollouts/cfc/train-towns/clean/" in text
+    )
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert pngs == [
         "bars_noise.png",
