@@ -123,6 +123,10 @@ class EvalConfig:
             )
         if self.workers < 1:
             raise EvalError(f"workers must be >= 1, got {self.workers}")
+        if self.sim == "carla" and (self.workers != 1 or self.ray is not None):
+            raise EvalError(
+                "sim carla drives one server from one process: use --workers 1 and no --ray"
+            )
         if self.ray is not None and self.workers != 1:
             raise EvalError("--ray and --workers are alternatives; give one of them")
         if self.torch_threads < 1:

@@ -147,6 +147,8 @@ def test_bad_requests_are_clear_errors(tmp_path):
         _quick(tmp_path, suite="carla-train")
     with pytest.raises(EvalError, match="is not a folder"):
         _quick(tmp_path, checkpoint=(tmp_path / "missing",))
+    with pytest.raises(EvalError, match="one server"):
+        _quick(tmp_path, suite="carla-train", sim="carla", workers=2)
     with pytest.raises(EvalError, match="alternatives"):
         _quick(tmp_path, workers=2, ray="local")
 
