@@ -1,9 +1,10 @@
-"""Draw what the liquid network did on a rollout: video, summary, wiring.
+r"""Draw what the liquid network did on a rollout: video, summary, wiring.
 
 Usage::
 
-    python tools/visualize.py --rollout outputs/eval/rollouts/cfc-ncp/train_towns/hills-noon \
-        --checkpoint checkpoints/reference-builtin --out outputs/visualize
+    python tools/visualize.py --rollout ROLLOUT --checkpoint CKPT --out DIR
+    python tools/visualize.py --rollout outputs/eval/rollouts/MODEL/SUITE/CONDITION \
+        --checkpoint runs/cfc-ncp --out outputs/vis --gif --saliency gradcam
 
 ``--rollout`` is an episode folder (``.../episodes/episode_000000``) or a folder of episodes
 (its first episode, or ``--episode N``). Writes into ``--out``:
@@ -24,17 +25,23 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tyro
 
 from driving.visualize import VisualizeConfig, visualize
 
 
-def main() -> None:
-    """Parses the command line and runs :func:`driving.visualize.visualize`."""
+def main(argv: list[str] | None = None) -> dict:
+    """Parses the command line, runs :func:`driving.visualize.visualize`, prints its result."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    result = visualize(tyro.cli(VisualizeConfig))
+    result = visualize(tyro.cli(VisualizeConfig, args=argv, description=__doc__))
     print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":
