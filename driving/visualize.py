@@ -19,21 +19,38 @@ node colours with OpenCV. Videos are H.264 MP4 through PyAV (:class:`VideoWriter
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import av
 import cv2
+import matplotlib
 import numpy as np
+import torch
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch
+from PIL import Image
+from tqdm import tqdm
 
-from perception.saliency import SaliencyMethod
+from driving import episodes as E
+from driving.checkpoint import load_policy
+from perception.saliency import (
+    METHODS,
+    SaliencyMethod,
+    overlay,
+    saliency_maps,
+    visual_backprop,
+    visual_backprop_with_output,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -200,8 +217,6 @@ def figure_to_array(fig: Figure) -> np.ndarray:
 
 def _lut(cmap_name: str) -> np.ndarray:
     """A colour map as a (256, 3) uint8 RGB lookup table."""
-    from matplotlib import colormaps
-
     return (colormaps[cmap_name](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
 
 
@@ -479,8 +494,6 @@ def draw_wiring(
     titles = [SENSORY] * (sens is not None) + list(layout.group_indices())
     for x, title in zip(x_layers, titles, strict=True):
         ax.text(x, -0.07, title, ha="center", va="top", fontsize=8)
-    from matplotlib.lines import Line2D
-
     ax.legend(
         handles=[
             Line2D([], [], color=EXCITATORY_COLOUR, lw=2, label="excitatory"),
@@ -519,8 +532,6 @@ def save_wiring(layout: NeuronLayout, out_dir: Path, title: str = "") -> list[Pa
     fig = wiring_figure(layout, title)
     paths = [out_dir / "wiring.png", out_dir / "wiring.svg"]
     fig.savefig(paths[0], dpi=100)
-    import matplotlib
-
     with matplotlib.rc_context({"svg.hashsalt": "liquid-drive"}):  # stable ids: same bytes
         fig.savefig(paths[1], metadata={"Date": None})
     return paths
@@ -595,8 +606,6 @@ class VideoWriter:
             fps: Frames per second, > 0.
             crf: x264 constant rate factor (0 lossless .. 51 worst), MP4 only.
         """
-        import av
-
         self.path = Path(path)
         self.kind = self.path.suffix.lower()
         if self.kind not in (".mp4", ".gif"):
@@ -624,8 +633,6 @@ class VideoWriter:
 
     def write(self, frame: np.ndarray) -> None:
         """Appends one uint8 RGB frame (H, W, 3)."""
-        import av
-
         if frame.dtype != np.uint8 or frame.shape != (*self.size, 3):
             raise VisualizeError(
                 f"frame must be uint8 {(*self.size, 3)}, got {frame.dtype} {frame.shape}"
@@ -633,8 +640,6 @@ class VideoWriter:
         if self.kind == ".mp4":
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
         else:
-            from PIL import Image
-
             img = Image.fromarray(frame).quantize(256, method=Image.Quantize.FASTOCTREE)
             palette = np.zeros((256, 4), np.uint8)
             rgb = np.asarray(img.getpalette()[: 3 * 256], np.uint8).reshape(-1, 3)
@@ -902,8 +907,6 @@ def render_video(
         every: Keep one step in ``every`` (for a lighter GIF).
         scale: Resize factor of the written frames (the size is rounded to even pixels).
     """
-    from tqdm import tqdm
-
     if every < 1:
         raise VisualizeError(f"every must be >= 1, got {every}")
     if not 0 < scale <= 1:
@@ -936,8 +939,6 @@ def resolve_episode(path: Path, episode: int | None = None) -> Path:
     Raises:
         VisualizeError: If nothing there is an episode (the message says what was found).
     """
-    from driving import episodes as E
-
     path = Path(path)
     if E.EPISODE_NAME_RE.match(path.name) and path.is_dir():
         if episode is not None and int(E.EPISODE_NAME_RE.match(path.name).group(1)) != episode:
@@ -960,8 +961,6 @@ def resolve_episode(path: Path, episode: int | None = None) -> Path:
 
 def neuron_columns(columns: dict[str, np.ndarray]) -> list[str]:
     """Names of the neuron-state columns of a rollout, in state order (``neuron_000`` ...)."""
-    from driving import episodes as E
-
     names = sorted(c for c in columns if c.startswith(E.NEURON_PREFIX))
     expected = [E.neuron_column(i) for i in range(len(names))]
     if names != expected:
@@ -976,8 +975,6 @@ def track_from_episode(episode: Any) -> RolloutTrack:
     prediction) the executed ``curvature_applied`` is drawn as the driver's command and there
     are no states.
     """
-    from driving import episodes as E
-
     cols = episode.columns
     pred = cols.get(E.CURVATURE_PRED)
     if pred is None:
@@ -1070,10 +1067,6 @@ def replay_with_saliency(
     Returns:
         A :class:`SaliencyReplay`.
     """
-    import torch
-
-    from perception.saliency import METHODS, overlay, saliency_maps, visual_backprop_with_output
-
     if method not in METHODS:
         raise VisualizeError(f"unknown saliency method {method!r}; choose one of {METHODS}")
     t_s = np.asarray(t_s, dtype=np.float64)
@@ -1184,8 +1177,6 @@ class VisualizeConfig:
     """Torch device for the policy replay and saliency."""
 
     def __post_init__(self) -> None:
-        from perception.saliency import METHODS
-
         if self.saliency not in METHODS:
             raise VisualizeError(f"--saliency must be one of {METHODS}, got {self.saliency!r}")
         if self.width_px % 2 or self.height_px % 2 or self.width_px < 320 or self.height_px < 240:
@@ -1238,10 +1229,6 @@ def visualize(cfg: VisualizeConfig) -> dict[str, Any]:
         What was written and how long each part took: ``{"episode", "steps", "files":
         {name: path}, "seconds": {part: s}}``.
     """
-    import time
-
-    from driving import episodes as E
-
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     path = resolve_episode(cfg.rollout, cfg.episode)
@@ -1252,8 +1239,6 @@ def visualize(cfg: VisualizeConfig) -> dict[str, Any]:
     n = len(track)
     policy, layout = None, None
     if cfg.checkpoint is not None:
-        from driving.checkpoint import load_policy
-
         policy = load_policy(cfg.checkpoint, device=cfg.device)
         layout = layout_from_policy(policy)
     elif track.states is not None:
@@ -1333,10 +1318,6 @@ def training_figures(policy: Any, window: dict[str, Any], saliency_frames: int =
         label over the window above the neuron traces by group, and a column of the network's
         input view of the chosen frames with their VisualBackProp overlay.
     """
-    import torch
-
-    from perception.saliency import overlay, visual_backprop
-
     frames, dt_s, label = window["frames"], window["dt_s"], window["label"]
     if frames.ndim == 5:  # a batch: take the first window
         frames, dt_s, label = frames[0], dt_s[0], label[0]

@@ -33,13 +33,19 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 
 import tyro
 
-from driving.visualize import VisualizeConfig, visualize
+from driving.checkpoint import CheckpointError
+from driving.episodes import EpisodeFormatError
+from driving.visualize import VisualizeConfig, VisualizeError, visualize
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Parses the command line, runs :func:`driving.visualize.visualize`, prints its result."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    result = visualize(tyro.cli(VisualizeConfig, args=argv, description=__doc__))
+    cfg = tyro.cli(VisualizeConfig, args=argv, description=__doc__)
+    try:
+        result = visualize(cfg)
+    except (VisualizeError, CheckpointError, EpisodeFormatError) as e:
+        raise SystemExit(f"error: {e}") from e
     print(json.dumps(result))
     return result
 
