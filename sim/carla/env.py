@@ -376,14 +376,12 @@ class CarlaDrivingEnv(gym.Env):
 
     def _destroy_episode_actors(self, restore_first: bool = False) -> None:
         """Stops sensors, optionally restores settings, then batch-destroys our actors."""
-        errors: list[BaseException] = []
 
-        def attempt(what: str, fn: Any) -> None:
+        def attempt(what: str, fn: Any) -> None:  # each step runs even if another failed
             try:
                 fn()
             except Exception as err:
                 logger.error("cleanup: %s failed: %s", what, err)
-                errors.append(err)
 
         for sensor in self._sensors:
             attempt(f"stopping sensor {getattr(sensor, 'id', '?')}", sensor.stop)

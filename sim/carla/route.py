@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.carla.convert import wrap_angle, xy_from_carla, yaw_from_carla
+from sim.carla.convert import wrap_angle, xy_from_carla
 
 
 class RouteError(RuntimeError):
@@ -203,8 +203,3 @@ def plan_route(
     if len(xs) < 2:
         raise RouteError("no lane continues from the start waypoint (a dead end)")
     return Route(np.array(xs), np.array(ys), np.array(hw), np.array(junc))
-
-
-def waypoint_yaw(waypoint: Any) -> float:
-    """A waypoint's lane heading in our frame, rad."""
-    return yaw_from_carla(waypoint.transform.rotation.yaw)

@@ -413,3 +413,15 @@ def test_the_car_executes_the_commanded_curvature_at_speed(server, env_kwargs):
     yaw = np.unwrap([p[2] for p in poses])
     arc = np.hypot(*np.diff(xy, axis=0).T).sum()
     assert (yaw[-1] - yaw[0]) / arc == pytest.approx(0.03, rel=0.03)
+
+
+def test_server_that_stops_answering_mid_episode(server, env_kwargs, caplog):
+    env = CarlaDrivingEnv(**{**env_kwargs, "timeout_s": 0.1})
+    env.reset(seed=0)
+    run(env, 2)
+    server.stop()  # the server process died
+    with pytest.raises(CarlaConnectionError, match="stopped answering"):
+        env.step(np.zeros(1, np.float32))
+    assert "cleanup: restoring world settings failed" in caplog.text  # tried, logged, went on
+    with pytest.raises(RuntimeError, match="closed"):
+        env.reset(seed=1)
