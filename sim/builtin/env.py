@@ -273,7 +273,15 @@ class BuiltinDrivingEnv(gym.Env):
             road, self.town, self.weather, props, self.road_seed, res_m=cfg.texture_res_m
         )
         self._renderer = Renderer(
-            camera, road, texture, props, self.weather, cfg.supersample, rain_seed=self.road_seed
+            camera,
+            road,
+            texture,
+            props,
+            self.weather,
+            cfg.supersample,
+            rain_seed=self.road_seed,
+            backdrop=self.town.theme.backdrop,
+            backdrop_seed=_stable_id(cfg.town),
         )
         self.route_start_s = START_S_M
         self.route_end_s = START_S_M + cfg.route_length_m

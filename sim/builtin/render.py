@@ -23,7 +23,7 @@ import numpy as np
 from sim.builtin.camera import CameraModel
 from sim.builtin.roads import Road
 from sim.builtin.texture import GroundTexture
-from sim.builtin.towns import PROP_KINDS, PropSet
+from sim.builtin.towns import PROP_KINDS, Backdrop, PropSet
 from sim.builtin.weather import Weather
 
 VIEW_DISTANCE_M = 120.0
@@ -59,6 +59,8 @@ class Renderer:
         weather: Weather and lighting.
         supersample: Supersampling factor of the ground warp.
         rain_seed: Seed of the rain-streak patterns.
+        backdrop: Distant skyline of the town, or None.
+        backdrop_seed: Seed of the skyline's shape.
     """
 
     def __init__(
@@ -70,6 +72,8 @@ class Renderer:
         weather: Weather,
         supersample: int = 2,
         rain_seed: int = 0,
+        backdrop: Backdrop | None = None,
+        backdrop_seed: int = 0,
     ) -> None:
         self.road = road
         self.texture = texture
@@ -97,8 +101,14 @@ class Renderer:
         self._M_near = camera.M @ np.array(
             [[1.0, 0.0, 0.0], [0.0, 1.0, float(self.split)], [0.0, 0.0, 1.0]]
         )
-        self._sky_ss = self._make_sky(Ws, Hs)[: self.split * ss]
-        self._buf_ss = np.empty_like(self._sky_ss)
+        sky = self._make_sky(Ws, Hs)[: self.split * ss]
+        self._buf_ss = sky.copy()  # rows between the skyline and the far ground never change
+        self._sky_rows = min(math.floor(self.cam_ss.horizon_row) + 1, self.row0)
+        self._pano = (
+            self._make_panorama(sky, backdrop, backdrop_seed)
+            if backdrop is not None and self._sky_rows > 0
+            else None
+        )
         self._far = self._buf_ss[self.row0 :]
         self._img = np.empty((H, W, 3), np.uint8)
         self._top = self._img[: self.split]
@@ -128,6 +138,47 @@ class Renderer:
         sky[below] = (bottom * (1 - blend) + band * blend)[below]
         img = np.repeat(sky[:, None, :], Ws, axis=1)
         return np.clip(img, 0, 255).astype(np.uint8)
+
+    def _make_panorama(self, sky: np.ndarray, backdrop: Backdrop, seed: int) -> np.ndarray:
+        """Sky rows with the skyline for every azimuth: (rows, 2 pi f + W, 3) uint8.
+
+        Column ``k`` shows azimuth ``(P - 1 - k) / f`` (P = round(2 pi f)); the first W columns
+        are repeated at the end so that any view is one slice.
+        """
+        cam, w = self.cam_ss, self.weather
+        f, hz = cam.f, cam.horizon_row
+        rows_n = self._sky_rows
+        pw = round(2.0 * math.pi * f)
+        az = np.arange(pw) * (2.0 * math.pi / pw)
+        rng = np.random.default_rng([seed, 4242])
+        ks = np.arange(1, 97)
+        amp = ks ** -(2.3 - 1.0 * backdrop.roughness)
+        phase = rng.uniform(0, 2 * math.pi, ks.size)
+        p = (amp[:, None] * np.cos(ks[:, None] * az[None, :] + phase[:, None])).sum(axis=0)
+        p = (p - p.min()) / (p.max() - p.min() + 1e-12)
+        height = math.radians(backdrop.height_deg)
+        elev = height * (0.15 + 0.85 * p)
+        if backdrop.flat_tops > 0:
+            elev = np.minimum(elev, height * backdrop.flat_tops) / backdrop.flat_tops
+        top = hz - f * np.tan(elev)  # skyline row per azimuth
+        rows = np.arange(rows_n, dtype=np.float64)[:, None]
+        cover = np.clip(rows + 1.0 - top[None, :], 0.0, 1.0)[..., None]  # anti-aliased edge
+        pix_elev = np.arctan((hz - (rows + 0.5)) / f)  # elevation of each row
+        rel = np.clip(pix_elev / np.maximum(elev[None, :], 1e-6), 0.0, 1.0)[..., None]
+        light = np.asarray(w.light, np.float64)
+        colour = np.asarray(backdrop.colour, np.float64) * light * (0.8 + 0.3 * rel)
+        if backdrop.cap_colour is not None:
+            # snow within the top quarter of the height, on the higher peaks only
+            below_ridge = (elev[None, :] - pix_elev)[..., None]
+            cap = (below_ridge < 0.25 * height) & (elev[None, :, None] > 0.55 * height)
+            colour = np.where(cap, np.asarray(backdrop.cap_colour, np.float64) * light, colour)
+        # aerial perspective: distant slopes fade into the horizon sky
+        vis = math.exp(-w.haze_per_m * 150.0)
+        colour = colour * vis + np.asarray(w.sky_horizon, np.float64) * (1.0 - vis)
+        base = sky[:rows_n, :1].astype(np.float64)  # the sky gradient (same in every column)
+        pano = base * (1.0 - cover) + colour * cover
+        pano = np.clip(pano[:, ::-1], 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.concatenate([pano, pano[:, : sky.shape[1]]], axis=1))
 
     def _make_light_maps(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-pixel gain and offset at the output size (identity above the ground rows)."""
@@ -195,7 +246,13 @@ class Renderer:
         T = np.array([[c, -sn, x], [sn, c, y], [0.0, 0.0, 1.0]])
         pose = tile.world_to_px @ T
         buf = self._buf_ss
-        np.copyto(buf, self._sky_ss)
+        if self._pano is not None:
+            # skyline: image column u sees azimuth yaw + (cx - u) / f (columns of the stored
+            # panorama run clockwise so that this is one slice)
+            pw = self._pano.shape[1] - buf.shape[1]
+            az = yaw + self.cam_ss.yaw
+            k0 = round(pw - 1 - self.cam_ss.cx - az * self.cam_ss.f) % pw
+            np.copyto(buf[: self._sky_rows], self._pano[:, k0 : k0 + buf.shape[1]])
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         far, near = self._far, self._near
         if far.shape[0] > 0:

@@ -76,6 +76,35 @@ class Props:
 
 
 @dataclass(frozen=True)
+class Backdrop:
+    """Distant hills or mountains on the horizon.
+
+    They are drawn in the sky: they turn with the car but, being kilometres away, show no
+    parallax.
+    """
+
+    colour: RGB
+    """RGB colour of the slopes before aerial haze."""
+    height_deg: float
+    """Largest elevation of the skyline above the horizon, degrees."""
+    roughness: float = 0.5
+    """0 = smooth rolling hills, 1 = jagged peaks."""
+    flat_tops: float = 0.0
+    """Fraction of the height above which the skyline is cut flat (mesas); 0 = off."""
+    cap_colour: RGB | None = None
+    """RGB colour of snow caps on the upper third, or None."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.height_deg < 20.0:
+            raise ValueError(f"height_deg must be in (0, 20), got {self.height_deg}")
+        if not 0.0 <= self.roughness <= 1.0 or not 0.0 <= self.flat_tops < 1.0:
+            raise ValueError(
+                f"roughness must be in [0, 1] and flat_tops in [0, 1), got "
+                f"{self.roughness}, {self.flat_tops}"
+            )
+
+
+@dataclass(frozen=True)
 class Theme:
     """The look of a town."""
 
@@ -95,6 +124,8 @@ class Theme:
     """Wall colours of houses."""
     shoulder_width_m: float = 1.0
     """Width of the shoulder outside each edge line, m."""
+    backdrop: Backdrop | None = None
+    """Distant skyline, or None for an open horizon."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +162,7 @@ _TOWN_LIST = (
                 Props("tree", 3.0, (2.0, 14.0), (5.0, 10.0)),
                 Props("pole", 2.0, (0.5, 1.5), (6.0, 7.5)),
             ),
+            backdrop=Backdrop((70, 100, 70), 2.0, roughness=0.2),
         ),
         lane_width_m=(3.3, 3.6),
         speed_range_mps=(9.0, 14.0),
@@ -156,6 +188,7 @@ _TOWN_LIST = (
                 Props("tree", 2.0, (1.0, 6.0), (4.0, 8.0)),
                 Props("sign", 0.5, (0.2, 0.6), (2.2, 2.8)),
             ),
+            backdrop=Backdrop((50, 80, 50), 1.2, roughness=0.9),
             shoulder_width_m=1.5,
         ),
         lane_width_m=(3.1, 3.4),
@@ -182,6 +215,7 @@ _TOWN_LIST = (
                 Props("sign", 0.3, (1.0, 3.0), (3.0, 4.0)),
                 Props("tree", 1.0, (8.0, 25.0), (6.0, 12.0)),
             ),
+            backdrop=Backdrop((90, 110, 90), 1.5, roughness=0.1),
             shoulder_width_m=2.5,
         ),
         lane_width_m=(3.75, 3.75),
@@ -207,6 +241,7 @@ _TOWN_LIST = (
                 Props("pine", 5.0, (1.0, 14.0), (6.0, 14.0)),
                 Props("rock", 3.0, (0.3, 6.0), (0.6, 1.8)),
             ),
+            backdrop=Backdrop((78, 78, 84), 12.0, roughness=1.0, cap_colour=(235, 238, 242)),
             foliage=(40, 80, 45),
             shoulder_width_m=0.6,
         ),
@@ -229,6 +264,7 @@ _TOWN_LIST = (
                 Props("cactus", 2.0, (1.0, 15.0), (1.5, 4.0)),
                 Props("rock", 1.5, (0.5, 12.0), (0.5, 2.0)),
             ),
+            backdrop=Backdrop((170, 110, 80), 3.5, roughness=0.3, flat_tops=0.6),
             foliage=(70, 120, 60),
         ),
         lane_width_m=(3.3, 3.6),
@@ -252,6 +288,7 @@ _TOWN_LIST = (
                 Props("pine", 3.0, (1.0, 14.0), (5.0, 12.0)),
                 Props("pole", 1.5, (0.3, 0.8), (2.0, 2.5)),
             ),
+            backdrop=Backdrop((120, 130, 145), 5.0, roughness=0.6, cap_colour=(240, 243, 247)),
             foliage=(50, 85, 70),
         ),
         lane_width_m=(3.2, 3.5),

@@ -154,3 +154,21 @@ def test_birdseye_render_shows_the_car():
     assert red.sum() > 50
     assert abs(cols.mean() - 160) < 10  # the car is in the middle column, forward is up
     assert BuiltinDrivingEnv(route_length_m=100.0).render() is None
+
+
+def test_distant_skyline_turns_with_the_car_without_parallax():
+    env = BuiltinDrivingEnv(town="mountain_pass", route_length_m=100.0)
+    env.reset(seed=0)
+    r = env._renderer
+    empty = np.zeros(0)
+    r.props = PropSet(empty, empty, empty, empty.astype(int), empty, empty, np.zeros((0, 3, 3)))
+    r._props_s = []
+    st = env.vehicle.state
+    rows = slice(0, int(r.cam.horizon_row) - 1)
+    a = r.render(st.x_m, st.y_m, st.yaw_rad, env._s)[rows].astype(int)
+    shift = 20  # turning left by shift / f rad moves the skyline right by shift px
+    b = r.render(st.x_m, st.y_m, st.yaw_rad + shift / r.cam.f, env._s)[rows].astype(int)
+    assert np.abs(a[:, :-shift] - b[:, shift:]).mean() < 2.0
+    assert np.abs(a - b).mean() > 2.0  # there is a skyline, and it moved
+    moved = r.render(st.x_m + 50.0, st.y_m, st.yaw_rad, env._s)[rows].astype(int)
+    assert np.abs(moved - a).mean() < 1.0  # no parallax for a 50 m translation
