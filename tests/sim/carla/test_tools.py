@@ -1,4 +1,4 @@
-"""``tools/record.py --sim carla`` and ``tools/evaluate.py --sim carla`` on the stand-in."""
+"""Record -> train -> evaluate with ``--sim carla`` on the stand-in server."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def localhost_server(fake_carla):
     srv.stop()
 
 
-def test_record_then_evaluate_through_the_carla_backend(localhost_server, tmp_path):
+def test_record_train_evaluate_through_the_carla_backend(localhost_server, tmp_path):
     from tools.evaluate import EvalConfig, evaluate
     from tools.record import RecordConfig, record
 
@@ -32,13 +32,38 @@ def test_record_then_evaluate_through_the_carla_backend(localhost_server, tmp_pa
     assert episode.meta["town"] == "Town01" and len(episode) >= 70
     assert srv.live_actors() == [] and not srv.settings.synchronous_mode
 
+    # A few training steps: this checks the plumbing, not the driving skill.
+    torch = pytest.importorskip("torch")
+    from driving.train import TrainConfig, train
+    from perception.augment import AugmentConfig
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        tcfg = TrainConfig(
+            data=(tmp_path / "data",), out=tmp_path / "run", steps=4, batch_size=4,
+            window_steps=8, stride_steps=8, warmup_steps=1, val_fraction=0.0, val_every=4,
+            save_every=4, log_every=2, augment=AugmentConfig(enabled=False), tensorboard=False,
+            threads=1, device="cpu",
+        )  # fmt: skip
+        checkpoint = train(tcfg)
+    finally:
+        torch.set_num_threads(threads)
+
     ev = EvalConfig(
-        suite="carla-new-weather", sim="carla", host="localhost", port=srv.port, routes=1,
-        route_km=0.05, plots=False, rollouts="none", out=tmp_path / "eval",
+        checkpoint=(checkpoint,), suite="carla-new-weather", sim="carla", host="localhost",
+        port=srv.port, routes=1, route_km=0.05, plots=False, rollouts="first",
+        out=tmp_path / "eval",
     )  # fmt: skip
     metrics = json.loads((evaluate(ev)).read_text())
     runs = metrics["episodes"]
+    models = {r["model"] for r in runs}
+    assert len(models) == 2 and "expert" in models
     assert {r["spec"]["weather"] for r in runs} == {"WetSunset", "SoftRainSunset"}
-    assert all(r["metrics"]["route_completion"] == 1.0 for r in runs)
-    assert all(r["metrics"]["interventions"] == 0 for r in runs)
+    expert = [r for r in runs if r["model"] == "expert"]
+    assert all(r["metrics"]["route_completion"] == 1.0 for r in expert)
+    assert all(r["metrics"]["interventions"] == 0 for r in expert)
+    policy = [r for r in runs if r["model"] != "expert"]
+    assert len(policy) == 2 and all(r["metrics"]["steps"] > 0 for r in policy)
+    assert any(r["rollout"] for r in policy)  # the policy's rollout, with neuron states
     assert srv.live_actors() == [] and not srv.settings.synchronous_mode
