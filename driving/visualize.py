@@ -547,8 +547,12 @@ def summary_figure(track: RolloutTrack, layout: NeuronLayout | None) -> Figure:
     has_states = track.states is not None and layout is not None
     groups = layout.group_indices() if has_states and layout is not None else {}
     n_trace = len(groups)
-    heights = [1.3] + [1.0 if name != MOTOR else 0.6 for name in groups] + [2.4]
-    fig = _figure(1200, 220 + 150 * n_trace + 330, layout="constrained")
+    trace_heights = [
+        0.6 if name == MOTOR else 2.0 if len(idx) > MAX_TRACE_LINES else 1.0
+        for name, idx in groups.items()
+    ]
+    heights = [1.3, *trace_heights, 2.4]
+    fig = _figure(1200, round(220 + 150 * sum(trace_heights) + 330), layout="constrained")
     gs = fig.add_gridspec(len(heights), 3, height_ratios=heights)
     ax_cmd = fig.add_subplot(gs[0, :])
     draw_command(ax_cmd, track)
