@@ -9,8 +9,9 @@ environment calls ``world.tick()``, exactly once per :meth:`step`.
 Each :meth:`reset` destroys the previous episode's actors, sets the weather, spawns the ego
 vehicle at a random free spawn point (retrying on CARLA's spawn-collision error), lets it
 settle onto the road with the brake on, attaches an RGB camera from the camera spec and
-collision and lane-invasion sensors, and plans a route along lane-centre waypoints with
-random turns at junctions (see :mod:`sim.carla.route`). Each :meth:`step` converts the
+collision and lane-invasion sensors, plans a route along lane-centre waypoints with
+random turns at junctions (see :mod:`sim.carla.route`) and sets the car going at the
+episode's target speed. Each :meth:`step` converts the
 curvature to CARLA's steer (:mod:`sim.carla.convert`), holds the target speed with a PI
 cruise controller, ticks, takes the camera image of exactly that frame (older, late images
 are discarded), drains the event sensors without waiting, and measures the privileged
@@ -488,6 +489,10 @@ class CarlaDrivingEnv(gym.Env):
                 "route dead-ends: %.0f m instead of %.0f m", self._route_length, cfg.route_length_m
             )
         self._state = None
+        # Like the builtin simulator, the episode starts at the target speed.
+        forward = self._vehicle.get_transform().get_forward_vector()
+        v = self._target_speed
+        self._vehicle.set_target_velocity(carla.Vector3D(x=forward.x * v, y=forward.y * v, z=0.0))
         self._vehicle.apply_control(carla.VehicleControl(throttle=0.0, steer=0.0, brake=0.0))
         frame = self._world.tick(cfg.timeout_s)
         image = self._camera_q.get(frame, cfg.sensor_timeout_s)

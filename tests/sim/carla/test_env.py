@@ -193,6 +193,7 @@ def test_observation_and_info_follow_the_contract(server, env_kwargs):
     with CarlaDrivingEnv(**env_kwargs, target_speed_mps=6.0) as env:
         obs, info = env.reset(seed=0)
         assert env.observation_space.contains(obs)
+        assert obs[spec.SPEED_MPS][0] == pytest.approx(6.0, abs=0.5)  # starts at target speed
         info_keys = {v for k, v in vars(spec).items() if k.startswith("INFO_")}
         assert info_keys <= set(info)
         expert = env.make_expert()
