@@ -328,14 +328,16 @@ class CarlaDrivingEnv(gym.Env):
         logger.info("connected to CARLA %s at %s:%d", server_version, cfg.host, cfg.port)
         world = self._client.get_world()
         self._original_settings = world.get_settings()
-        if world.get_map().name.rsplit("/", 1)[-1] != cfg.town:
+        current_map = world.get_map()  # fetches and parses the OpenDRIVE: once per world
+        if current_map.name.rsplit("/", 1)[-1] != cfg.town:
             logger.info("loading %s", cfg.town)
             self._client.set_timeout(cfg.load_timeout_s)
             try:
                 world = self._client.load_world(cfg.town)
+                current_map = world.get_map()
             finally:
                 self._client.set_timeout(cfg.timeout_s)
-        self._world = world
+        self._world, self._map = world, current_map
         if cfg.destroy_leftovers:
             leftovers = [
                 a for a in world.get_actors() if a.attributes.get("role_name") == cfg.role_name
@@ -351,7 +353,6 @@ class CarlaDrivingEnv(gym.Env):
         self._tm = self._client.get_trafficmanager(cfg.tm_port)
         self._tm_sync_applied = True
         self._tm.set_synchronous_mode(True)
-        self._map = world.get_map()
         self._blueprints = world.get_blueprint_library()
 
     def close(self) -> None:
