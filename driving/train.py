@@ -33,7 +33,9 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -88,7 +90,9 @@ class TrainConfig:
     stride_steps: int = 4
     """Steps between the starts of candidate windows of an episode."""
     lr: float = 2e-3
-    """Peak learning rate of Adam."""
+    """Peak learning rate of Adam for the conv head."""
+    core_lr_scale: float = 5.0
+    """The core and readout learn this many times faster than the conv head (NCP practice)."""
     lr_final_fraction: float = 0.05
     """Learning rate at the last step as a fraction of the peak (cosine decay)."""
     warmup_steps: int = 20
@@ -131,6 +135,8 @@ class TrainConfig:
                 raise TrainConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise TrainConfigError(f"lr must be positive, got {self.lr}")
+        if not (math.isfinite(self.core_lr_scale) and self.core_lr_scale > 0):
+            raise TrainConfigError(f"core_lr_scale must be positive, got {self.core_lr_scale}")
         if not 0.0 <= self.lr_final_fraction <= 1.0:
             raise TrainConfigError(
                 f"lr_final_fraction must be in [0, 1], got {self.lr_final_fraction}"
@@ -354,7 +360,8 @@ def _train(cfg: TrainConfig) -> Path:
     t0 = time.perf_counter()
     episodes = load_episodes(list(cfg.data))
     train_eps, val_eps, town_eps = split_episodes(episodes, cfg)
-    cached = [CachedEpisode.load(e) for e in (*train_eps, *val_eps, *town_eps)]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # cv2 frees the GIL
+        cached = list(pool.map(CachedEpisode.load, (*train_eps, *val_eps, *town_eps)))
     train_eps = cached[: len(train_eps)]
     val_eps = cached[len(train_eps) : len(train_eps) + len(val_eps)]
     town_eps = cached[len(train_eps) + len(val_eps) :]
@@ -388,7 +395,10 @@ def _train(cfg: TrainConfig) -> Path:
         state, records = None, []
     policy.train()
     augment = Augmenter(cfg.augment).train()
-    opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    head = list(policy.head.parameters())
+    rest = [p for n, p in policy.named_parameters() if not n.startswith("head.")]
+    groups = [{"params": head, "lr_scale": 1.0}, {"params": rest, "lr_scale": cfg.core_lr_scale}]
+    opt = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, best_loss, best_step = 0, math.inf, -1
     if state is not None:
         opt.load_state_dict(state["optimizer"])
@@ -434,7 +444,7 @@ def _train(cfg: TrainConfig) -> Path:
     for step in bar:
         lr = learning_rate(step, cfg)
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_scale"]
         batch = _batch(
             train_set, batch_indices(step, len(train_set), cfg.batch_size, cfg.seed), device
         )
