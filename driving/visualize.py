@@ -1356,7 +1356,9 @@ def training_figures(policy: Any, window: dict[str, Any], saliency_frames: int =
     )
     layout = layout_from_policy(policy)
     groups = layout.group_indices() if layout is not None else {}
-    fig = _figure(900, 170 + 130 * len(groups), layout="constrained")
+    height = 170 + 130 * len(groups)
+    fig = _figure(900, height)
+    fig.subplots_adjust(left=0.12, right=0.98, top=1 - 30 / height, bottom=45 / height)
     axes = fig.subplots(1 + len(groups), 1, sharex=True, squeeze=False)[:, 0]
     draw_command(axes[0], track)
     axes[0].set_xlabel("")
