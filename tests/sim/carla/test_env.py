@@ -426,3 +426,17 @@ def test_server_that_stops_answering_mid_episode(server, env_kwargs, caplog):
     assert "cleanup: restoring world settings failed" in caplog.text  # tried, logged, went on
     with pytest.raises(RuntimeError, match="closed"):
         env.reset(seed=1)
+
+
+def test_time_limit_truncates_exactly(server, env_kwargs):
+    with CarlaDrivingEnv(**{**env_kwargs, "max_time_s": 1.0, "route_length_m": 500.0}) as env:
+        obs, _ = env.reset(seed=0)
+        expert, state, steps = env.make_expert(), None, 0
+        while True:
+            action, state = expert.act(obs, state)
+            obs, reward, term, trunc, _ = env.step(action)
+            steps += 1
+            assert 0.9 < reward <= 1.0  # near the lane centre
+            if term or trunc:
+                break
+    assert trunc and not term and steps == 20 and obs[spec.T_S][0] == pytest.approx(1.0)
