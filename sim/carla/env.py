@@ -653,7 +653,11 @@ class CarlaDrivingEnv(gym.Env):
         return self._camera_q.get(frame, self.config.sensor_timeout_s)
 
     def _put_back_on_lane(self) -> Any:
-        """Teleports the car onto the lane centre, heading along it, and ticks once."""
+        """Teleports the car onto the lane centre, heading along it, and ticks once.
+
+        The step that counts an intervention therefore spans two ticks (``t_s`` advances by
+        ``2 * dt``) and returns the first image after the teleport.
+        """
         carla, p, speed = self._carla, self._state.projection, self._state.speed_mps
         fwd = -self._rear_axle_x_m
         x, y = p.x_m + fwd * math.cos(p.yaw_rad), p.y_m + fwd * math.sin(p.yaw_rad)
@@ -668,7 +672,8 @@ class CarlaDrivingEnv(gym.Env):
         vx, vy = xy_to_carla(speed * math.cos(p.yaw_rad), speed * math.sin(p.yaw_rad))
         self._vehicle.set_target_velocity(carla.Vector3D(x=vx, y=vy, z=0.0))
         image = self._tick()
-        self._collisions.drain()
+        self._collisions.drain()  # events of the teleport itself are not the driver's
+        self._invasions.drain()
         self._state = self._measure()
         return image
 
