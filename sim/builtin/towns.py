@@ -20,6 +20,7 @@ town                split    what it looks like
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -450,14 +451,20 @@ def place_props(road, town: Town, rng: np.random.Generator) -> PropSet:
     y = np.concatenate(ys)
     s = np.concatenate(ss)
     w = np.concatenate(ws)
-    # keep objects clear of every part of the road (coarse centreline every 2 m)
+    # keep objects clear of every part of the road (coarse centreline every 2 m). The heading
+    # stays within max_heading of the x axis, so road points more than `window` metres of arc
+    # away from an object's own road point are farther than its reach: check only those near.
+    reach = edge + float(np.max(w)) + max(p.offset_m[1] for p in theme.props)
+    window = 2.0 * reach / math.cos(town.layout.max_heading_rad) + 10.0
     step = max(int(2.0 / (road.s[1] - road.s[0])), 1)
-    cx, cy = road.x[::step], road.y[::step]
+    cs, cx, cy = road.s[::step], road.x[::step], road.y[::step]
     keep = np.ones(x.size, dtype=bool)
-    for start in range(0, x.size, 256):
-        sl = slice(start, start + 256)
-        d2 = (x[sl, None] - cx[None, :]) ** 2 + (y[sl, None] - cy[None, :]) ** 2
-        keep[sl] = np.sqrt(d2.min(axis=1)) >= edge + 0.5 * w[sl] - 0.05
+    by_s = np.argsort(s, kind="stable")
+    for start in range(0, x.size, 128):
+        idx = by_s[start : start + 128]
+        lo, hi = np.searchsorted(cs, [s[idx].min() - window, s[idx].max() + window])
+        d2 = (x[idx, None] - cx[None, lo:hi]) ** 2 + (y[idx, None] - cy[None, lo:hi]) ** 2
+        keep[idx] = np.sqrt(d2.min(axis=1)) >= edge + 0.5 * w[idx] - 0.05
     order = np.argsort(s[keep], kind="stable")
 
     def pick(a: np.ndarray) -> np.ndarray:

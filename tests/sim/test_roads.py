@@ -5,7 +5,7 @@ import pytest
 
 from sim.builtin.env import BuiltinDrivingEnv
 from sim.builtin.roads import DS_M, Road, RoadLayout, curvature_profile, generate_road
-from sim.builtin.towns import TOWNS, TRAIN_TOWNS, UNSEEN_TOWNS, get_town
+from sim.builtin.towns import TOWNS, TRAIN_TOWNS, UNSEEN_TOWNS, get_town, place_props
 
 
 @pytest.mark.parametrize("town", TOWNS)
@@ -70,3 +70,20 @@ def test_town_split():
 def test_bad_layout_is_an_error():
     with pytest.raises(ValueError, match="max_heading_rad"):
         RoadLayout(max_heading_rad=math.pi)
+
+
+@pytest.mark.parametrize("town", TOWNS)
+def test_roadside_objects_stand_clear_of_the_whole_road(town):
+    t = get_town(town)
+    rng = np.random.default_rng(3)
+    road = generate_road(t.layout, 1500.0, 3.4, rng)
+    props = place_props(road, t, rng)
+    assert len(props) > 50
+    assert np.all(np.diff(props.s) >= 0)
+    edge = road.lane_width_m + 0.3 + t.theme.shoulder_width_m
+    d = np.sqrt(
+        ((props.x[:, None] - road.x[None, :]) ** 2 + (props.y[:, None] - road.y[None, :]) ** 2).min(
+            axis=1
+        )
+    )
+    assert np.all(d >= edge + 0.5 * props.width - 0.1)
