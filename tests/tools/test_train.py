@@ -1,0 +1,56 @@
+"""tools/train.py end to end: record a little builtin data, train, load, drive closed loop."""
+
+import numpy as np
+import pytest
+import torch
+
+import sim
+import tools.record as record
+import tools.train as tool
+from driving.checkpoint import LAST_DIR, load_policy, read_checkpoint_config
+from driving.rollout import run_episode
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--data", "--out", "--model", "--resume", "--device", "--steps"):
+        assert option in text
+    assert "cfc-ncp" in text and "ltc-ncp" in text
+
+
+def test_record_train_and_drive(tmp_path):
+    data = tmp_path / "data"
+    record.record(
+        record.RecordConfig(out=data, episodes=2, episode_s=2.0, towns=("countryside",),
+                            weathers=("clear_noon",), progress=False)
+    )  # fmt: skip
+    out = tmp_path / "run"
+    best = tool.main(
+        ["--data", str(data), "--out", str(out), "--model", "cfc-ncp", "--steps", "3",
+         "--batch-size", "2", "--window-steps", "8", "--val-fraction", "0.5", "--val-every", "3",
+         "--save-every", "3", "--threads", "1", "--no-tensorboard", "--device", "cpu"]
+    )  # fmt: skip
+    assert best == out / "best"
+    assert read_checkpoint_config(out / LAST_DIR)["training"]["step"] == 3
+    assert (out / "metrics.jsonl").read_text().strip()
+
+    policy = load_policy(out)  # a run folder loads its best checkpoint
+    env = sim.make_env("builtin", town="countryside")
+    try:
+        with torch.inference_mode():
+            log = run_episode(env, policy, seed=3, max_steps=15)
+    finally:
+        env.close()
+    pred = np.asarray(log.columns["curvature_applied"])
+    assert pred.shape == (15,) and np.all(np.isfinite(pred))
