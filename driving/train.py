@@ -81,7 +81,7 @@ class TrainConfig:
     """The policy to train (--model picks the core)."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """Training-only image augmentation."""
-    steps: int = 640
+    steps: int = 600
     """Optimizer steps in total (the default fits 15 min on 2 CPU cores)."""
     batch_size: int = 32
     """Windows per batch."""
@@ -109,11 +109,11 @@ class TrainConfig:
     """Share of episodes (of the training towns) held out for validation."""
     val_towns: tuple[str, ...] = ()
     """Towns held out entirely and validated separately (val_town/loss)."""
-    val_every: int = 160
+    val_every: int = 150
     """Validate every this many steps (and at the end)."""
     val_max_windows: int = 256
     """Validation windows (non-overlapping, evenly spread over the held-out episodes)."""
-    save_every: int = 160
+    save_every: int = 150
     """Save out/last every this many steps (and at the end)."""
     log_every: int = 10
     """Write train metrics every this many steps."""
