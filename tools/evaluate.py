@@ -185,10 +185,17 @@ def builtin_split() -> TownWeatherSplit:
 
 
 def model_names(checkpoints: Sequence[Path]) -> list[str]:
-    """Unique model names from checkpoint folder names (``name``, ``name-2`` ...)."""
+    """Unique model names from checkpoint folder names (``name``, ``name-2`` ...).
+
+    A training run's ``RUN/best`` is named ``RUN`` and ``RUN/last`` ``RUN-last``.
+    """
     names: list[str] = []
     for ck in checkpoints:
-        base = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(ck).resolve().name) or "model"
+        folder = Path(ck).resolve()
+        base = folder.name
+        if base in ("best", "last"):  # a training run's checkpoint: name it after the run
+            base = folder.parent.name + ("-last" if base == "last" else "")
+        base = re.sub(r"[^A-Za-z0-9_.-]+", "-", base) or "model"
         name, i = base, 2
         while name in names or name == EXPERT:
             name, i = f"{base}-{i}", i + 1

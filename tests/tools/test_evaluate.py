@@ -158,8 +158,8 @@ def test_model_names_are_unique(tmp_path):
 
     from tools.evaluate import model_names
 
-    paths = [Path("a/cfc"), Path("b/cfc"), Path("c/expert")]
-    assert model_names(paths) == ["cfc", "cfc-2", "expert-2"]
+    paths = [Path("a/cfc"), Path("b/cfc"), Path("c/expert"), Path("lstm/best"), Path("gru/last")]
+    assert model_names(paths) == ["cfc", "cfc-2", "expert-2", "lstm", "gru-last"]
 
 
 @pytest.fixture(scope="module")
