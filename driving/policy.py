@@ -10,6 +10,10 @@
       -> core                      (B, T, M) outputs, (B, T, N) neuron states
       -> readout Linear(M -> 1)    scaled command; / label_scale -> curvature in 1/m
 
+With a single motor neuron (cfc-ncp, ltc-ncp) the readout starts as the identity (weight 1,
+bias 0), so the motor neuron's state is the scaled command from the first step (a random
+initial gain in (-1, 1) made the wired cores learn several times slower in our tests).
+
 Cores, chosen by name (``PolicyConfig.core``), all on the same conv head:
 
 * ``cfc-ncp`` (default): the NCP wiring of the 2020 paper (12 inter, 6 command, 1 motor =
