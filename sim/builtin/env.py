@@ -239,7 +239,7 @@ class BuiltinDrivingEnv(gym.Env):
         lane_w = float(rng.uniform(*self.town.lane_width_m))
         length = START_S_M + cfg.route_length_m + VIEW_DISTANCE_M + 40.0
         road = generate_road(self.town.layout, length, lane_w, rng)
-        props = place_props(road, self.town, rng)
+        props = place_props(road, self.town, (_stable_id(cfg.town), road_seed))
         self._road_cache = (key, road, props)
         return road, props
 

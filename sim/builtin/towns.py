@@ -358,8 +358,12 @@ class PropSet:
         return int(self.x.size)
 
 
-def _prop_colours(kind: str, theme: Theme, n: int, rng: np.random.Generator) -> np.ndarray:
-    jitter = rng.uniform(0.8, 1.15, size=(n, 1, 1))
+def _prop_colours(kind: str, theme: Theme, u: np.ndarray) -> np.ndarray:
+    """(n, 3, 3) colours from (n, 3) uniforms in [0, 1): brightness jitter and two choices."""
+    n = u.shape[0]
+    jitter = (0.8 + 0.35 * u[:, 0])[:, None, None]
+    pick1 = (u[:, 1] * 3).astype(int)
+    pick2 = (u[:, 2] * 3).astype(int)
     main = np.zeros((n, 3))
     second = np.zeros((n, 3))
     detail = np.zeros((n, 3))
@@ -374,14 +378,13 @@ def _prop_colours(kind: str, theme: Theme, n: int, rng: np.random.Generator) -> 
         second[:] = main
         detail[:] = (235, 232, 210)  # lamp head
     elif kind == "sign":
-        choice = rng.integers(0, 3, n)
-        main[:] = np.array([(200, 40, 35), (40, 80, 170), (230, 230, 225)])[choice]
+        main[:] = np.array([(200, 40, 35), (40, 80, 170), (230, 230, 225)])[pick1]
         second[:] = (150, 150, 150)
         detail[:] = (240, 240, 235)  # border
     elif kind == "house":
         walls = np.array(theme.house_colours, dtype=np.float64)
-        main[:] = walls[rng.integers(0, len(walls), n)]
-        second[:] = np.array([(120, 50, 40), (70, 70, 78), (90, 60, 45)])[rng.integers(0, 3, n)]
+        main[:] = walls[(u[:, 1] * len(walls)).astype(int)]
+        second[:] = np.array([(120, 50, 40), (70, 70, 78), (90, 60, 45)])[pick2]
         detail[:] = (62, 72, 88)  # windows
     elif kind == "cactus":
         main[:] = (70, 120, 60)
@@ -408,32 +411,47 @@ _PROP_WIDTH_PER_HEIGHT = {
 }
 
 
-def place_props(road, town: Town, rng: np.random.Generator) -> PropSet:
+def place_props(road, town: Town, seed: tuple[int, ...]) -> PropSet:
     """Scatters the town's roadside objects along both sides of a road.
 
+    Each kind and side is a Poisson process along the road with its own random stream, each
+    object consuming one row of uniforms: a longer road of the same seed has the same objects
+    along the shared part (the world is a function of the town and the seed only).
+
     Objects never stand on the road or its shoulder: each is kept only if it is at least
-    half its width beyond the shoulder of every part of the road (checked against the
-    whole centreline, so tight bends cannot put a tree on the road ahead).
+    half its width beyond the shoulder of every part of the road (so tight bends cannot put a
+    tree on the road ahead).
 
     Args:
         road: The :class:`~sim.builtin.roads.Road`.
         town: The town whose props to place.
-        rng: Source of randomness.
+        seed: Entropy of the placement (e.g. ``(town id, road seed)``).
     """
     theme = town.theme
     edge = road.lane_width_m + 0.3 + theme.shoulder_width_m
     xs, ys, ss, kinds, hs, ws, cols = [], [], [], [], [], [], []
     for props in theme.props:
         kind_id = PROP_KINDS.index(props.kind)
-        for side in (1.0, -1.0):
-            n = int(rng.poisson(props.per_100m * road.length_m / 100.0))
+        for side_id, side in enumerate((1.0, -1.0)):
+            rng = np.random.default_rng([*seed, 77, kind_id, side_id])
+            mean_gap = 100.0 / props.per_100m
+            rows = np.zeros((0, 7))
+            while rows.shape[0] == 0 or rows[:, 0].sum() * mean_gap <= road.length_m:
+                chunk = rng.random((max(int(road.length_m / mean_gap * 0.25), 16), 7))
+                chunk[:, 0] = -np.log1p(-chunk[:, 0])  # exponential gaps (unit mean)
+                rows = np.concatenate([rows, chunk])
+            s = np.cumsum(rows[:, 0]) * mean_gap
+            rows = rows[s < road.length_m]
+            s = s[s < road.length_m]
+            n = s.size
             if n == 0:
                 continue
-            s = rng.uniform(0.0, road.length_m, n)
             half_w = 0.5 * _PROP_WIDTH_PER_HEIGHT[props.kind]
-            h = rng.uniform(*props.height_m, n)
-            w = 2.0 * half_w * h * rng.uniform(0.8, 1.2, n)
-            off = side * (edge + rng.uniform(*props.offset_m, n) + 0.5 * w)
+            lo_h, hi_h = props.height_m
+            h = lo_h + (hi_h - lo_h) * rows[:, 1]
+            w = 2.0 * half_w * h * (0.8 + 0.4 * rows[:, 2])
+            lo_o, hi_o = props.offset_m
+            off = side * (edge + lo_o + (hi_o - lo_o) * rows[:, 3] + 0.5 * w)
             x, y, _ = road.locate(s, off)
             xs.append(x)
             ys.append(y)
@@ -441,7 +459,7 @@ def place_props(road, town: Town, rng: np.random.Generator) -> PropSet:
             kinds.append(np.full(n, kind_id))
             hs.append(h)
             ws.append(w)
-            cols.append(_prop_colours(props.kind, theme, n, rng))
+            cols.append(_prop_colours(props.kind, theme, rows[:, 4:7]))
     if not xs:
         empty = np.zeros(0)
         return PropSet(

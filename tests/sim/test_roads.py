@@ -75,9 +75,8 @@ def test_bad_layout_is_an_error():
 @pytest.mark.parametrize("town", TOWNS)
 def test_roadside_objects_stand_clear_of_the_whole_road(town):
     t = get_town(town)
-    rng = np.random.default_rng(3)
-    road = generate_road(t.layout, 1500.0, 3.4, rng)
-    props = place_props(road, t, rng)
+    road = generate_road(t.layout, 1500.0, 3.4, np.random.default_rng(3))
+    props = place_props(road, t, (3,))
     assert len(props) > 50
     assert np.all(np.diff(props.s) >= 0)
     edge = road.lane_width_m + 0.3 + t.theme.shoulder_width_m
@@ -87,3 +86,19 @@ def test_roadside_objects_stand_clear_of_the_whole_road(town):
         )
     )
     assert np.all(d >= edge + 0.5 * props.width - 0.1)
+
+
+def test_a_longer_route_of_the_same_seed_has_the_same_road_and_props_where_they_overlap():
+    def world(length):
+        env = BuiltinDrivingEnv(town="suburb", route_length_m=length)
+        env.reset(seed=9)
+        return env.road, env.props
+
+    (ra, pa), (rb, pb) = world(600.0), world(1500.0)
+    n = ra.num_samples - 400  # the end of the shorter road ramps down differently
+    np.testing.assert_array_equal(ra.x[:n], rb.x[:n])
+    np.testing.assert_array_equal(ra.y[:n], rb.y[:n])
+    near_a = pa.s < 400.0
+    near_b = pb.s < 400.0
+    np.testing.assert_array_equal(pa.x[near_a], pb.x[near_b])
+    np.testing.assert_array_equal(pa.colour[near_a], pb.colour[near_b])
