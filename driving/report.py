@@ -422,16 +422,21 @@ def render_markdown(doc: dict[str, Any], plots: dict[str, list[str]] | None = No
 
 
 def plot_suite_bars(doc: dict[str, Any], suite: str, path: str | Path) -> Path:
-    """Bar chart of one suite: interventions per km and lateral RMS per condition and model.
+    """Bar chart of one suite: interventions per km, lateral RMS and steering rate per model.
 
-    Bars are per-episode means with the sample standard deviation as error bars.
+    The bars are grouped by condition (noise level, control rate), or by town for a suite
+    with one condition. Bars are per-episode means with the sample standard deviation as
+    error bars.
     """
     from matplotlib.figure import Figure
 
     models = [m["name"] for m in doc["models"]]
-    rows = [r for r in doc["summary"] if r["suite"] == suite and r["group"] == "condition"]
-    if not rows:
+    ours = [r for r in doc["summary"] if r["suite"] == suite]
+    if not ours:
         raise ReportError(f"no results for suite {suite!r}")
+    n_conditions = len({r["key"] for r in ours if r["group"] == "condition"})
+    group = "condition" if n_conditions > 1 else "town"
+    rows = [r for r in ours if r["group"] == group]
     conditions = list(dict.fromkeys(r["key"] for r in rows))
     index = {(r["model"], r["key"]): r for r in rows}
     panels = (
@@ -439,7 +444,7 @@ def plot_suite_bars(doc: dict[str, Any], suite: str, path: str | Path) -> Path:
         ("lateral_error_rms_m", "lateral error RMS (m)"),
         ("steering_rate_rms", "steering rate RMS (1/(m·s))"),
     )
-    fig = Figure(figsize=(4.0 + 1.6 * len(conditions) * max(len(models), 2) / 2, 3.6 * 3))
+    fig = Figure(figsize=(max(6.0, 2.0 + 0.8 * len(conditions) * max(len(models), 2)), 3.4 * 3))
     axes = fig.subplots(len(panels), 1, sharex=True)
     width = 0.8 / len(models)
     x = np.arange(len(conditions))
@@ -465,7 +470,7 @@ def plot_suite_bars(doc: dict[str, Any], suite: str, path: str | Path) -> Path:
         ax.set_ylim(bottom=0)
     axes[-1].set_xticks(x, conditions)
     axes[0].legend(fontsize="small", ncols=min(len(models), 4))
-    axes[0].set_title(f"suite {suite}: mean ± std across episodes")
+    axes[0].set_title(f"suite {suite}, by {group}: mean ± std across episodes")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return Path(path)
