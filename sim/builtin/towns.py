@@ -1,21 +1,24 @@
 """Named towns: a road-layout family plus a visual theme each.
 
-Three towns are for training and three are held out as unseen towns for evaluation:
+Three towns are for training and three are held out as unseen towns for evaluation
+(bends: the largest curvature; lanes: the range of the lane width drawn per road):
 
-==================  =======  ==========================================================
-town                split    what it looks like
-==================  =======  ==========================================================
-``countryside``     train    green rolling fields, broad bends, white dashed centre line,
-                             trees and wooden poles
-``suburb``          train    lawns, houses, street lights and signs, tighter bends, double
-                             yellow centre line, 3.25 m lanes
-``highway``         train    wide 3.75 m lanes, very gentle bends, grey shoulders, white
-                             dashes, signs and lamp posts
-``mountain_pass``   unseen   rocky brown ground, hairpins down to 25 m radius, narrow 3.0 m
-                             lanes, solid yellow centre, pines and rocks
-``desert``          unseen   sand, faded white dashes, no edge lines, cacti and boulders
-``snow``            unseen   white ground, snowy pines, faded yellow dashes, no edge lines
-==================  =======  ==========================================================
+=================  ======  ===========  ==========  ==========================================
+town               split   bends        lanes       what it looks like
+=================  ======  ===========  ==========  ==========================================
+``countryside``    train   R >= 60 m    3.3-3.6 m   green fields, white dashes and edge lines,
+                                                    trees, wooden poles, distant hills
+``suburb``         train   R >= 40 m    3.1-3.4 m   lawns, houses, street lights, signs, double
+                                                    yellow centre line, wide kerb, treeline
+``highway``        train   R >= 250 m   3.75 m      grey shoulders, long white dashes, lamp
+                                                    posts, signs, low hills
+``mountain_pass``  unseen  R >= 25 m    3.0-3.2 m   rocky ground, solid yellow centre line,
+                                                    pines, rocks, snow-capped mountains
+``desert``         unseen  R >= 80 m    3.3-3.6 m   sand, faded white dashes, no edge lines,
+                                                    cacti, boulders, mesas
+``snow``           unseen  R >= 50 m    3.2-3.5 m   snow, faded yellow dashes, no edge lines,
+                                                    snowy pines, white mountains
+=================  ======  ===========  ==========  ==========================================
 """
 
 from __future__ import annotations
