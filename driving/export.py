@@ -18,8 +18,9 @@ weights inside (``reference/ecosystem.md`` section 6).
 The graph does not know about episodes: the caller computes ``dt_s`` as the difference of
 consecutive observations' ``t_s`` and uses ``first_step_dt_s`` for an episode's first frame,
 exactly as :meth:`SteeringPolicy.step` does. :class:`OnnxPolicy` does that; it reads what it
-needs from the model's metadata properties (:data:`METADATA_KEYS`), so a deployed ``.onnx``
-file needs neither the checkpoint folder nor torch (only numpy and onnxruntime).
+needs from the model's metadata properties (:data:`METADATA_KEYS`), not from the checkpoint
+folder. The file runs in any ONNX runtime without this project (the exporter's default
+opset: 20 with torch 2.14); this module itself imports torch, like the rest of ``driving``.
 
 Every core exports (cfc-ncp, cfc-dense, ltc-ncp, lstm, gru, cnn); the tests check a 100-step
 closed loop of the graph against the torch policy for each.
