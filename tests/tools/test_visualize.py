@@ -117,3 +117,14 @@ def test_a_rollout_from_another_model_is_refused_by_name(tmp_path):
         visualize(VisualizeConfig(episode, ckpt, tmp_path / "vis"))
     with pytest.raises(VisualizeError, match="--saliency must be one of"):
         VisualizeConfig(episode, ckpt, saliency="occlusion")  # type: ignore[arg-type]
+
+
+def test_without_a_checkpoint_it_draws_the_recorded_states_and_plain_camera(tmp_path):
+    episode = _rollout(tmp_path / "rollouts", neurons=3)
+    cfg = VisualizeConfig(
+        tmp_path / "rollouts", None, tmp_path / "vis", width_px=320, height_px=240
+    )
+    result = visualize(cfg)
+    assert result["episode"] == str(episode)
+    assert set(result["files"]) == {"summary", "frame", "video"}
+    assert len(_frames(tmp_path / "vis" / "rollout.mp4")) == STEPS
