@@ -840,16 +840,18 @@ class FrameRenderer:
             camera, (r.w, r.h), interpolation=cv2.INTER_LINEAR
         )
         t = self.track.time_s[step]
-        cv2.putText(
-            frame,
-            f"t = {t:5.1f} s",
-            (r.x0 + 6, r.y0 + 18),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.5,
-            (255, 255, 255),
-            1,
-            cv2.LINE_AA,
-        )
+        label = f"t = {t:5.1f} s"
+        for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):  # outlined text
+            cv2.putText(
+                frame,
+                label,
+                (r.x0 + 6, r.y0 + 18),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.5,
+                colour,
+                thickness,
+                cv2.LINE_AA,
+            )
         # Fade the future on every time axis and draw the time marker.
         for rect, xs in zip(self._time_rects, self._marker_x, strict=True):
             x = int(np.clip(xs[step], rect.x0, rect.x1 - 1) + 0.5)
