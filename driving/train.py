@@ -58,7 +58,7 @@ from driving.checkpoint import (
     save_checkpoint,
 )
 from driving.dataset import WindowConfig, WindowDataset, split_by_episode, split_by_town
-from driving.episodes import CURVATURE_EXPERT, Episode, load_episodes
+from driving.episodes import CURVATURE_EXPERT, Episode, load_episodes, read_info
 from driving.policy import PolicyConfig, SteeringPolicy
 from perception.augment import AugmentConfig, Augmenter
 
@@ -330,6 +330,27 @@ def _check_resumable(cfg: TrainConfig, last: Path) -> None:
         )
 
 
+def _check_data_fits_policy(cfg: TrainConfig) -> None:
+    """The datasets' camera and rate must match the policy's preprocessing and first dt."""
+    pre = cfg.policy.preprocess
+    for root in cfg.data:
+        info = read_info(root)
+        h, w, _ = info.image_shape
+        if (h, w) != (pre.input_height_px, pre.input_width_px):
+            raise TrainConfigError(
+                f"{root}: frames are {h}x{w} px (HxW) but the policy's preprocessing expects "
+                f"{pre.input_height_px}x{pre.input_width_px}; set --policy.preprocess.input-"
+                "height-px/--policy.preprocess.input-width-px (and a crop/resize)"
+            )
+        dt = 1.0 / info.control_rate_hz
+        if not math.isclose(dt, cfg.policy.first_step_dt_s, rel_tol=1e-6):
+            raise TrainConfigError(
+                f"{root}: recorded at {info.control_rate_hz} Hz but the policy assumes "
+                f"{cfg.policy.first_step_dt_s} s before an episode's first frame; pass "
+                f"--policy.first-step-dt-s {dt:.6g}"
+            )
+
+
 def train(cfg: TrainConfig) -> Path:
     """Trains a policy as configured and returns the best checkpoint's folder.
 
@@ -358,6 +379,7 @@ def _train(cfg: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
+    _check_data_fits_policy(cfg)
     episodes = load_episodes(list(cfg.data))
     train_eps, val_eps, town_eps = split_episodes(episodes, cfg)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # cv2 frees the GIL

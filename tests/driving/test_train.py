@@ -173,6 +173,16 @@ def test_schedule_and_batches():
     assert len(batch_indices(0, 3, 8, 0)) == 8
 
 
+def test_data_that_does_not_fit_the_policy_is_refused(tiny_data, tmp_path):
+    from perception.preprocess import PreprocessSpec
+
+    wrong_camera = PolicyConfig(preprocess=PreprocessSpec(input_height_px=120, crop_top_px=42))
+    with pytest.raises(TrainConfigError, match="78x200 px"):
+        train(_cfg(tiny_data, tmp_path / "a", policy=wrong_camera))
+    with pytest.raises(TrainConfigError, match=r"20\.0 Hz"):
+        train(_cfg(tiny_data, tmp_path / "b", policy=PolicyConfig(first_step_dt_s=0.1)))
+
+
 def test_bad_settings_are_clear_errors(tmp_path):
     with pytest.raises(TrainConfigError, match="batch_size"):
         TrainConfig(data=(), out=tmp_path, batch_size=0)
