@@ -12,7 +12,9 @@ no rollouts written) in intervention mode while the expert labels every step, ex
 ``--checkpoint`` the policy is an untrained cfc-ncp (``PolicyConfig()`` defaults, weights
 from ``torch.manual_seed(0)``): the speed does not depend on the weights, since the car's
 speed is held by the simulator's cruise control and departures are reset in place.
-Wall time includes starting the worker processes. Prints one JSON object.
+Wall time includes starting the worker processes; ``cpu_s`` is the CPU time of this process
+and its workers, so ``sim_km_per_cpu_min`` is less sensitive to other load on a shared
+machine. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -61,6 +64,13 @@ def untrained_checkpoint(folder: Path) -> Path:
     return save_checkpoint(folder / "cfc-ncp-untrained", policy, training={"note": "untrained"})
 
 
+def _cpu_s() -> float:
+    """CPU seconds used by this process and its finished children (the pool's workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def measure(cfg: BenchConfig, checkpoint: Path, workers: int) -> dict[str, float | int]:
     """Drives the policy's episodes with ``workers`` processes and returns the speed."""
     with tempfile.TemporaryDirectory() as out:
@@ -76,9 +86,11 @@ def measure(cfg: BenchConfig, checkpoint: Path, workers: int) -> dict[str, float
         )
         jobs, _ = plan_jobs(ev)
         jobs = [j for j in jobs if j.checkpoint is not None]
+        cpu0 = _cpu_s()
         start = time.perf_counter()
         outputs = run_jobs(jobs, workers=workers)
         wall = time.perf_counter() - start
+        cpu = _cpu_s() - cpu0
     km = sum(o.result.metrics.distance_km for o in outputs)
     steps = sum(o.result.metrics.steps for o in outputs)
     return {
@@ -89,6 +101,8 @@ def measure(cfg: BenchConfig, checkpoint: Path, workers: int) -> dict[str, float
         "wall_s": round(wall, 2),
         "sim_km_per_min": round(km / wall * 60.0, 2),
         "steps_per_s": round(steps / wall, 1),
+        "cpu_s": round(cpu, 2),
+        "sim_km_per_cpu_min": round(km / cpu * 60.0, 2),
         "interventions": sum(o.result.metrics.interventions for o in outputs),
     }
 
