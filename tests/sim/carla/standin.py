@@ -875,7 +875,7 @@ class Server:
                 w, h, fov, rel.location.z, -rel.rotation.pitch, rel.location.x + WHEELBASE_M / 2
             )
             town, wth = get_town(BUILTIN_TOWN[self.town]), get_weather(weather)
-            props = place_props(self.road, town, np.random.default_rng(1))
+            props = place_props(self.road, town, (1,))
             texture = GroundTexture(self.road, town, wth, props, seed=1)
             self._renderers[key] = Renderer(CameraModel(spec), self.road, texture, props, wth, 1)
         yaw = math.radians(car._rel.rotation.yaw)
