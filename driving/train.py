@@ -11,6 +11,10 @@ Recipe (Lechner et al. 2020, ``reference/driving_papers.md`` sections 1 and 6):
 * training-only augmentation (``perception/augment.py``);
 * validation on held-out episodes (and optionally on held-out towns) without augmentation.
 
+CPU threads default to 1: with 2 threads a step ran about 7 times slower than with 1 whenever
+other jobs kept the second core busy (OpenMP threads spin waiting for each other), while one
+thread still fits the default preset in 15 minutes. Pass ``--threads 2`` on an idle machine.
+
 Data loading is not the bottleneck: every frame is decoded once into an in-memory uint8 array
 (30 simulated minutes at 78 x 200 are 1.7 GB) and windows are sliced from it.
 
@@ -121,8 +125,8 @@ class TrainConfig:
     """Seed of the initial weights, the batch order and the augmentation."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """auto = cuda when available, else cpu."""
-    threads: int | None = None
-    """torch CPU threads (None = torch's default)."""
+    threads: int | None = 1
+    """torch CPU threads (1 is robust on a shared machine; None = torch's default, 1 per core)."""
     resume: bool = False
     """Continue the run in out/last exactly where it stopped."""
     tensorboard: bool = True
