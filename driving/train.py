@@ -64,6 +64,7 @@ from driving.checkpoint import (
 from driving.dataset import WindowConfig, WindowDataset, split_by_episode, split_by_town
 from driving.episodes import CURVATURE_EXPERT, Episode, load_episodes, read_info
 from driving.policy import PolicyConfig, SteeringPolicy
+from driving.visualize import log_training_figures
 from perception.augment import AugmentConfig, Augmenter
 
 logger = logging.getLogger(__name__)
@@ -435,6 +436,11 @@ def _train(cfg: TrainConfig) -> Path:
         logger.info("resuming %s at step %d", last, start)
     logger.info("policy %s: parameters %s", cfg.policy.core, policy.parameter_counts())
     sink = _Sink(out, records, cfg.tensorboard, start)
+    # A fixed validation window whose saliency and neuron traces go to TensorBoard as images.
+    figure_window = None
+    if sink.tb is not None and val_sets:
+        ds, idx = next(iter(val_sets.values()))
+        figure_window = ds[int(idx[0])]
 
     def provenance(step: int, val: dict[str, float] | None) -> dict[str, Any]:
         return {
@@ -492,6 +498,9 @@ def _train(cfg: TrainConfig) -> Path:
                     val[f"{name}/{k}"] = v
             val["frames_seen"] = float(done * cfg.batch_size * cfg.window_steps)
             sink.log(done, val)
+            if figure_window is not None:
+                with torch.random.fork_rng(devices=[]):  # figures never shift the batch RNG
+                    log_training_figures(sink.tb, policy, figure_window, done)
             current = val.get("val/loss", val.get("val_town/loss", loss_value))
             logger.info("step %d: %s", done, {k: round(v, 5) for k, v in val.items()})
             if current < best_loss:

@@ -190,3 +190,17 @@ def test_bad_settings_are_clear_errors(tmp_path):
         train(TrainConfig(data=(), out=tmp_path / "x"))
     with pytest.raises(TrainConfigError, match=r"train_state\.pt"):
         train(TrainConfig(data=(tmp_path,), out=tmp_path / "x", resume=True))
+
+
+def test_tensorboard_gets_curves_and_figures_without_changing_the_weights(tiny_data, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for run, tb in (("tb", True), ("plain", False)):
+        train(_cfg(tiny_data, tmp_path / run, steps=4, val_every=4, tensorboard=tb))
+    events = EventAccumulator(str(tmp_path / "tb" / "tb"), size_guidance={"images": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"train/loss", "train/lr", "train/grad_norm", "val/loss"} <= set(tags["scalars"])
+    assert {"figures/neuron_traces", "figures/saliency"} <= set(tags["images"])
+    a, b = _weights(tmp_path / "tb" / LAST_DIR), _weights(tmp_path / "plain" / LAST_DIR)
+    assert all(torch.equal(a[k], b[k]) for k in a)
