@@ -288,7 +288,7 @@ def draw_traces(axes: Sequence[Axes], track: RolloutTrack, layout: NeuronLayout)
             for k in range(len(idx)):
                 ax.plot(t, values[:, k], lw=0.9, color=colours[k])
             ax.margins(x=0)
-        ax.set_ylabel(_group_label(name, len(idx)), fontsize=8, rotation=0, ha="right", va="center")
+        ax.set_ylabel(_group_label(name, len(idx)), fontsize=8)
         ax.tick_params(labelsize=7)
         for ti in _intervention_times(track):
             ax.axvline(ti, color=INTERVENTION_COLOUR, lw=0.8, alpha=0.7)
