@@ -1,0 +1,39 @@
+"""The shipped reference checkpoint loads strictly and keeps the car in its lane.
+
+Regenerate the checkpoint with the commands in ``checkpoints/README.md``; if its behaviour
+changes on purpose, this test's route is short enough to re-check by hand.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import sim
+from driving.checkpoint import load_policy, read_checkpoint_config
+from driving.rollout import run_episode
+
+REFERENCE = Path(__file__).resolve().parents[1] / "checkpoints" / "cfc-ncp"
+
+
+def test_reference_checkpoint_is_the_documented_model():
+    config = read_checkpoint_config(REFERENCE)
+    assert config["policy"]["core"] == "cfc-ncp"
+    policy = load_policy(REFERENCE)
+    counts = policy.parameter_counts()
+    assert counts["conv_head"] == 79_420 and counts["total"] == 82_070
+    assert policy.state_size == 19
+
+
+def test_reference_checkpoint_drives_a_training_town_without_intervention():
+    torch.set_num_threads(1)
+    policy = load_policy(REFERENCE)
+    env = sim.make_env("builtin", town="countryside", weather="clear_noon", route_length_m=150.0,
+                       intervention_mode=True, target_speed_mps=10.0)  # fmt: skip
+    try:
+        with torch.inference_mode():
+            log = run_episode(env, policy, seed=7001, label_driver=sim.make_expert(env))
+    finally:
+        env.close()
+    assert log.interventions == 0
+    assert float(np.abs(log.columns["lateral_offset_m"]).mean()) < 0.3
