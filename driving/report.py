@@ -501,7 +501,7 @@ def plot_trajectories(
     colors = {}
     for m in models:
         colors[m] = "0.5" if m == EXPERT else palette[len(colors) % len(palette)]
-    for k, (ax, spec) in enumerate(zip(axes, episodes, strict=False)):
+    for k, (ax, spec) in enumerate(zip(axes[: len(episodes)], episodes, strict=True)):
         for t in (t for t in traces if t.spec == spec):
             expert = t.model == EXPERT
             ax.plot(
