@@ -59,6 +59,18 @@ def test_parameter_counts_per_part():
     assert ncp["core_connected"] < ncp["core"]
 
 
+def test_default_label_scale_lets_the_single_motor_neuron_command_tight_bends():
+    # A CfC state is a gated mix of two tanh heads, so the motor neuron stays within (-1, 1)
+    # even for absurd inputs; the command's reach is then |readout gain| / label_scale.
+    policy = _policy("cfc-ncp")
+    x = 1e3 * torch.randn(4, 50, policy.core.input_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        y, _ = policy.core(x, torch.ones(4, 50), None)
+    assert y.shape[-1] == 1 and y.abs().max() < 1.0
+    reach_per_m = policy.readout.weight.abs().item() / policy.config.label_scale
+    assert reach_per_m >= 0.05  # a 20 m bend at the start of training (100 gave 0.01)
+
+
 def test_neuron_names_and_groups():
     ncp = _policy("cfc-ncp")
     assert ncp.state_size == 19 and len(ncp.neuron_names) == 19
