@@ -23,8 +23,8 @@ files that evaluated different suites, simulators or modes are refused rather th
        {"model": "cfc-ncp", "seeds": [0, 1, 2],
         "runs": {"0": "cfc-ncp-s0", ...},             # seed -> name in metrics.json
         "suites": {"unseen-towns": {"episodes": 54, "distance_km": 324.0,
-                                    "interventions_per_km": {"mean", "min", "max", "n",
-                                                             "values", "episode_std"},
+                                    "interventions_per_km": {"mean", "std", "min", "max",
+                                                             "n", "values", "episode_std"},
                                     "lateral_error_rms_m": {...}, "steering_rate_rms": {...}}}}]}
 """
 
@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from driving.report import EXPERT, ReportError, load_metrics
+from driving.report import EXPERT, ReportError, load_metrics, metric_stats
 
 FORMAT = "liquid-drive-seeds"
 VERSION = 1
@@ -165,13 +165,9 @@ def collect_runs(paths: Sequence[str | Path], pattern: str = SEED_PATTERN) -> li
 
 
 def _spread(values: list[float], episode_std: float | None) -> dict[str, Any]:
-    arr = np.asarray(values, dtype=np.float64)
     return {
-        "mean": float(arr.mean()),
-        "min": float(arr.min()),
-        "max": float(arr.max()),
-        "n": int(arr.size),
-        "values": [float(v) for v in arr],
+        **metric_stats(values),
+        "values": [float(v) for v in values],
         "episode_std": episode_std,
     }
 
@@ -182,7 +178,7 @@ def seed_table(runs: Sequence[SeedRun], suites: Sequence[str] = SUITES) -> list[
     Returns:
         One dict per family: ``model``, ``seeds``, ``runs`` (seed -> model name) and
         ``suites`` (suite -> ``episodes``, ``distance_km`` and, per name in :data:`METRICS`,
-        ``mean``/``min``/``max``/``n``/``values`` over seeds and ``episode_std``, the spread
+        ``mean``/``std``/``min``/``max``/``n``/``values`` over seeds and ``episode_std``, the spread
         across episodes when there is a single seed). Suites a family never drove are absent.
     """
     families = list(dict.fromkeys([EXPERT] + [r.family for r in runs]))
