@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from driving.policy import CORE_NAMES
 from driving.report import EXPERT, ReportError, load_metrics, metric_stats
 
 FORMAT = "liquid-drive-seeds"
@@ -173,7 +174,10 @@ def _spread(values: list[float], episode_std: float | None) -> dict[str, Any]:
 
 
 def seed_table(runs: Sequence[SeedRun], suites: Sequence[str] = SUITES) -> list[dict[str, Any]]:
-    """Per family (expert first, then in order of appearance), the statistics over seeds.
+    """Per family, the statistics over seeds.
+
+    Families come in the order expert, the policy cores (:data:`driving.policy.CORE_NAMES`),
+    then any other family in order of appearance.
 
     Returns:
         One dict per family: ``model``, ``seeds``, ``runs`` (seed -> model name) and
@@ -181,7 +185,9 @@ def seed_table(runs: Sequence[SeedRun], suites: Sequence[str] = SUITES) -> list[
         ``mean``/``std``/``min``/``max``/``n``/``values`` over seeds and ``episode_std``, the spread
         across episodes when there is a single seed). Suites a family never drove are absent.
     """
-    families = list(dict.fromkeys([EXPERT] + [r.family for r in runs]))
+    seen = list(dict.fromkeys(r.family for r in runs if r.family != EXPERT))
+    rank = {name: i for i, name in enumerate(CORE_NAMES)}
+    families = [EXPERT, *sorted(seen, key=lambda f: (rank.get(f, len(rank)), seen.index(f)))]
     table = []
     for family in families:
         members = sorted(

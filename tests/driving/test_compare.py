@@ -85,6 +85,12 @@ def test_seeds_are_pooled_per_seed_then_spread_across_seeds(tmp_path):
     assert "**0.00** / 0.100 ± 0.000" in gru  # one seed: the spread across its episodes
 
 
+def test_families_follow_the_policy_cores_then_appearance(tmp_path):
+    runs = {"mine-s0": [(0, 0.1)] * 2, "lstm-s0": [(0, 0.1)] * 2, "cfc-ncp-s3": [(0, 0.1)] * 2}
+    table = seed_table(collect_runs([_evaluation(tmp_path / "a", runs)]), ["unseen-towns"])
+    assert [e["model"] for e in table] == [EXPERT, "cfc-ncp", "lstm", "mine"]
+
+
 def test_clashing_or_incomparable_evaluations_are_refused_with_both_files(tmp_path):
     a = _evaluation(tmp_path / "a", {"cfc-ncp-s0": [(1, 0.2)] * 2})
     twice = _evaluation(tmp_path / "b", {"cfc-ncp-s0": [(1, 0.2)] * 2})
