@@ -27,16 +27,21 @@ def test_reference_checkpoint_is_the_documented_model():
     assert policy.state_size == 19
 
 
-def test_reference_checkpoint_drives_a_training_town_without_intervention():
+def _drive(town: str, route_length_m: float):
+    """The shipped policy drives road seed 7001 of ``town`` closed loop (intervention mode)."""
     torch.set_num_threads(1)
     policy = load_policy(REFERENCE)
-    env = sim.make_env("builtin", town="countryside", weather="clear_noon", route_length_m=150.0,
+    env = sim.make_env("builtin", town=town, weather="clear_noon", route_length_m=route_length_m,
                        intervention_mode=True, target_speed_mps=10.0)  # fmt: skip
     try:
         with torch.inference_mode():
-            log = run_episode(env, policy, seed=7001, label_driver=sim.make_expert(env))
+            return run_episode(env, policy, seed=7001, label_driver=sim.make_expert(env))
     finally:
         env.close()
+
+
+def test_reference_checkpoint_drives_a_training_town_without_intervention():
+    log = _drive("countryside", 150.0)
     assert log.interventions == 0
     assert float(np.abs(log.columns["lateral_offset_m"]).mean()) < 0.3
 
@@ -45,15 +50,7 @@ def test_reference_checkpoint_takes_the_tight_bends_of_an_unseen_town():
     # mountain_pass is held out of training; its first 400 m (seed 7001) hold a 30 m bend
     # (0.033 1/m). With label scale 100 the motor neuron capped the command at 0.027 1/m and
     # this route cost 2 interventions; the shipped checkpoint commands 0.035 and stays in lane.
-    torch.set_num_threads(1)
-    policy = load_policy(REFERENCE)
-    env = sim.make_env("builtin", town="mountain_pass", weather="clear_noon", route_length_m=400.0,
-                       intervention_mode=True, target_speed_mps=10.0)  # fmt: skip
-    try:
-        with torch.inference_mode():
-            log = run_episode(env, policy, seed=7001, label_driver=sim.make_expert(env))
-    finally:
-        env.close()
+    log = _drive("mountain_pass", 400.0)
     assert float(np.abs(log.columns["road_curvature"]).max()) > 0.03
     assert float(np.abs(log.columns["curvature_pred"]).max()) > 0.03
     assert log.interventions == 0

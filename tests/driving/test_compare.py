@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from driving.compare import (
@@ -14,25 +13,9 @@ from driving.compare import (
     seed_table,
     split_name,
 )
-from driving.metrics import episode_metrics
 from driving.report import EXPERT, EpisodeResult, build_document, write_metrics
 from driving.suites import EpisodeSpec
-
-
-def _metrics(interventions: int, lat: float, km: float = 1.0, dt: float = 0.05):
-    n = round(1000 * km / 10.0 / dt) + 1
-    t = np.arange(n) * dt
-    flags = np.zeros(n, dtype=bool)
-    flags[np.linspace(1, n - 1, interventions, dtype=int)] = True
-    return episode_metrics(
-        t_s=t,
-        command=np.zeros(n),
-        lateral_offset_m=np.full(n, lat),
-        heading_error_rad=np.zeros(n),
-        progress_m=10.0 * t,
-        intervention=flags,
-        route_length_m=1000 * km,
-    )
+from tests.driving.test_report import _metrics
 
 
 def _evaluation(
@@ -47,7 +30,7 @@ def _evaluation(
     for name, episodes in {EXPERT: [(0, expert_lat)] * 2, **models}.items():
         for route, (n_int, lat) in enumerate(episodes):
             spec = EpisodeSpec("unseen-towns", "clean", "desert", "clear_noon", route, 7001, 1000.0)
-            results.append(EpisodeResult(name, spec, _metrics(n_int, lat)))
+            results.append(EpisodeResult(name, spec, _metrics(interventions=n_int, lat=lat)))
     names = [{"name": EXPERT, "checkpoint": None}] + [
         {"name": n, "checkpoint": f"/runs/{n}"} for n in models
     ]
