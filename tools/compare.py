@@ -2,7 +2,7 @@ r"""Combine several evaluations into one results table over training seeds.
 
 Usage::
 
-    python tools/compare.py checkpoints/results/*/metrics.json --out checkpoints/results
+    python tools/compare.py checkpoints/results/*-s*/metrics.json --out checkpoints/results
 
 Each ``metrics.json`` comes from ``tools/evaluate.py``; models named ``FAMILY-sSEED`` (the
 checkpoint folder names, e.g. ``cfc-ncp-s1``) are grouped by family. Writes ``results.md``
