@@ -22,6 +22,13 @@ code, described in ``reference/driving_papers.md`` 1.1): a straight band at a ra
 position, of random thickness, with soft (blurred) edges, inside which a gamma curve darkens
 (two thirds of the time) or lightens the image.
 
+Side occlusion (off by default): hides the left or right border of a window's frames behind
+each frame's mean colour, so that the policy cannot steer by one road edge alone. It is an
+experiment against a failure seen in unseen towns (``checkpoints/README.md``): in a bend tighter
+than any training town's, the right edge line leaves the image and a policy that followed it
+turns the wrong way. Its random numbers are drawn only when it is on, so a run without it
+draws exactly what it drew before the option existed.
+
 All randomness comes from torch's global generator, which the trainer seeds and checkpoints,
 so an augmented run is reproducible and resumable. In ``eval()`` mode :class:`Augmenter` is the
 identity.
@@ -69,6 +76,10 @@ class AugmentConfig:
     """Fraction of shadows that darken (the rest lighten), as in NCP."""
     shadow_max_thickness: float = 0.5
     """Largest band thickness as a fraction of the image width (NCP: 10-100 px of 200)."""
+    side_occlusion_prob: float = 0.0
+    """Probability that a window has its left or right border hidden (off by default)."""
+    side_occlusion_max_width: float = 0.4
+    """Widest hidden border as a fraction of the image width (drawn from [0.1, max])."""
 
     def __post_init__(self) -> None:
         for name in ("brightness", "contrast", "saturation"):
@@ -77,7 +88,8 @@ class AugmentConfig:
                 raise AugmentConfigError(f"{name} must be in [0, 1), got {v}")
         if not 0.0 <= self.hue <= 0.5:
             raise AugmentConfigError(f"hue must be in [0, 0.5], got {self.hue}")
-        for name in ("blur_prob", "noise_prob", "shadow_prob", "shadow_darken_fraction"):
+        probabilities = ("blur_prob", "noise_prob", "shadow_prob", "shadow_darken_fraction")
+        for name in (*probabilities, "side_occlusion_prob"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise AugmentConfigError(f"{name} must be a probability in [0, 1], got {v}")
@@ -90,6 +102,11 @@ class AugmentConfig:
         if not 0.05 <= self.shadow_max_thickness <= 1.0:
             raise AugmentConfigError(
                 f"shadow_max_thickness must be in [0.05, 1], got {self.shadow_max_thickness}"
+            )
+        if not 0.1 <= self.side_occlusion_max_width <= 0.9:
+            raise AugmentConfigError(
+                "side_occlusion_max_width must be in [0.1, 0.9], "
+                f"got {self.side_occlusion_max_width}"
             )
 
 
@@ -167,6 +184,30 @@ def random_shadow(x: Tensor, darken_fraction: float = 0.66, max_thickness: float
     return x.clamp(min=0.0).pow(exponent.view(b, 1, 1, h, w))
 
 
+def side_occlusion(x: Tensor, max_width: float = 0.4) -> Tensor:
+    """Hides the left or right border of every frame of a window behind its mean colour.
+
+    One side and width are drawn per window. Meant to stop a policy from steering by one
+    road edge alone: with the right border hidden it must follow the centre line, as it has
+    to in a tight right bend whose edge line leaves the camera's view.
+
+    Args:
+        x: float (B, T, 3, H, W) in [0, 1].
+        max_width: Widest hidden border as a fraction of the image width (from 0.1).
+
+    Returns:
+        float (B, T, 3, H, W) in [0, 1].
+    """
+    b, _, _, _, w = x.shape
+    u = torch.rand(b, 2).to(x.device)
+    width = ((0.1 + u[:, 0] * (max_width - 0.1)) * w).round()  # (B,) px
+    right = u[:, 1] < 0.5
+    xs = torch.arange(w, device=x.device, dtype=x.dtype).view(1, w)
+    hidden = torch.where(right.view(b, 1), xs >= w - width.view(b, 1), xs < width.view(b, 1))
+    fill = x.mean(dim=(-2, -1), keepdim=True)  # (B, T, 3, 1, 1) each frame's mean colour
+    return torch.where(hidden.view(b, 1, 1, 1, w), fill, x)
+
+
 def _uniform(n: int, spread: float) -> Tensor:
     """(n,) factors uniform in [1 - spread, 1 + spread]."""
     return 1.0 + (torch.rand(n) * 2.0 - 1.0) * spread
@@ -217,4 +258,9 @@ class Augmenter(nn.Module):
         if len(shaded) > 0:
             idx = shaded.to(y.device)
             y[idx] = random_shadow(y[idx], c.shadow_darken_fraction, c.shadow_max_thickness)
+        if c.side_occlusion_prob > 0:  # drawn only when on: runs without it stay as they were
+            occluded = (torch.rand(b) < c.side_occlusion_prob).nonzero().flatten()
+            if len(occluded) > 0:
+                idx = occluded.to(y.device)
+                y[idx] = side_occlusion(y[idx], c.side_occlusion_max_width)
         return y

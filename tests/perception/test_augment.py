@@ -8,6 +8,7 @@ from perception.augment import (
     Augmenter,
     color_jitter,
     random_shadow,
+    side_occlusion,
 )
 
 
@@ -74,10 +75,46 @@ def test_shadow_is_the_same_on_every_frame_of_a_window_and_darkens_or_lightens()
     assert (y >= 0.5 - 1e-6).all() and (y > 0.55).any()
 
 
+def test_side_occlusion_hides_one_border_per_window_behind_the_mean_colour():
+    x = _windows(64, 2)
+    torch.manual_seed(0)
+    y = side_occlusion(x, max_width=0.4)
+    changed = (y != x).any(dim=(1, 2, 3))  # (B, W): which columns were hidden
+    widths = changed.sum(dim=1)
+    assert ((widths >= 20) & (widths <= 80)).all()  # 10-40 % of 200 px
+    left, right = changed[:, 0], changed[:, -1]
+    assert torch.equal(left, ~right)  # exactly one side per window, both sides drawn
+    assert left.any() and right.any()
+    for i in range(len(x)):  # a border strip of the frame's own mean colour, the rest kept
+        cols = changed[i].nonzero().flatten()
+        assert cols.max() - cols.min() + 1 == len(cols)
+        for t in range(2):
+            mean = x[i, t].mean(dim=(-2, -1))
+            assert torch.allclose(y[i, t, :, :, cols], mean.view(3, 1, 1).expand(3, 78, len(cols)))
+    kept = ~changed.view(64, 1, 1, 1, 200).expand_as(x)
+    assert torch.equal(y[kept], x[kept])
+
+
+def test_side_occlusion_is_off_by_default_and_leaves_earlier_draws_unchanged():
+    x = _windows(8)
+    torch.manual_seed(5)
+    default = Augmenter().train()(x)
+    after_default = torch.rand(1)
+    torch.manual_seed(5)
+    on = Augmenter(AugmentConfig(side_occlusion_prob=1.0)).train()(x)
+    assert AugmentConfig().side_occlusion_prob == 0.0
+    assert not torch.equal(on, default)
+    torch.manual_seed(5)
+    Augmenter(AugmentConfig(side_occlusion_prob=0.0)).train()(x)
+    assert torch.equal(torch.rand(1), after_default)  # nothing extra drawn when off
+
+
 def test_bad_settings_are_clear_errors():
     with pytest.raises(AugmentConfigError, match="hue"):
         AugmentConfig(hue=0.7)
     with pytest.raises(AugmentConfigError, match="shadow_prob"):
         AugmentConfig(shadow_prob=1.5)
+    with pytest.raises(AugmentConfigError, match="side_occlusion_max_width"):
+        AugmentConfig(side_occlusion_max_width=1.0)
     with pytest.raises(AugmentConfigError, match=r"\(B, T, 3, H, W\)"):
         Augmenter().train()(torch.rand(2, 3, 78, 200))
