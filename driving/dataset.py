@@ -44,12 +44,18 @@ class WindowConfig:
     """Column used as the target, normally the expert's clean curvature in 1/m."""
     weight_alpha_m: float | None = None
     """If set, each item carries per-step loss weights exp(alpha * |label|), alpha in m."""
+    step_skip_max: int = 1
+    """Each step of a window advances 1 to this many recorded steps, drawn per step from torch's
+    global generator, so the windows sample the recording at irregular, longer periods (the
+    ``rate`` suite's lower rates and jittered frames); 1 = consecutive steps, nothing drawn."""
 
     def __post_init__(self) -> None:
         if self.window_steps < 1:
             raise ValueError(f"window_steps must be >= 1, got {self.window_steps}")
         if self.stride_steps < 1:
             raise ValueError(f"stride_steps must be >= 1, got {self.stride_steps}")
+        if self.step_skip_max < 1:
+            raise ValueError(f"step_skip_max must be >= 1, got {self.step_skip_max}")
         if self.weight_alpha_m is not None and not (
             math.isfinite(self.weight_alpha_m) and self.weight_alpha_m >= 0
         ):
@@ -82,15 +88,16 @@ class WindowDataset(Dataset):
         self.config = config or WindowConfig()
         self.episodes = list(episodes)
         T, stride = self.config.window_steps, self.config.stride_steps
+        span = (T - 1) * self.config.step_skip_max + 1  # recorded steps a window may cover
         starts = []
         for k, e in enumerate(self.episodes):
             if self.config.label not in e.columns:
                 raise KeyError(f"{e.path}: no column {self.config.label!r} to use as label")
             n = len(e)
-            if n < T:
-                logger.info("%s: %d steps, shorter than a window of %d: unused", e.path, n, T)
+            if n < span:
+                logger.info("%s: %d steps, shorter than a window of %d: unused", e.path, n, span)
                 continue
-            s = np.arange(0, n - T + 1, stride)
+            s = np.arange(0, n - span + 1, stride)
             starts.append(np.stack([np.full_like(s, k), s], axis=1))
         self.index = np.concatenate(starts) if starts else np.zeros((0, 2), np.int64)  # (N, 2)
         shapes = {e.image_shape for e in self.episodes}
@@ -122,16 +129,25 @@ class WindowDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         k, s = (int(v) for v in self.index[i])
         e = self.episodes[k]
-        stop = s + self.config.window_steps
-        label = e.columns[self.config.label][s:stop].astype(np.float32)
+        T, skip_max = self.config.window_steps, self.config.step_skip_max
+        if skip_max == 1:
+            steps = np.arange(s, s + T)  # (T,) recorded step of each window step
+            frames = e.frames(s, s + T)
+        else:
+            skips = torch.randint(1, skip_max + 1, (T - 1,)).numpy()
+            steps = s + np.concatenate([[0], np.cumsum(skips)])
+            frames = e.frames(s, int(steps[-1]) + 1)[steps - s]
+        t = e.columns[T_S][steps]
+        dt = np.concatenate([self._dt[k][s : s + 1], np.diff(t).astype(np.float32)])
+        label = e.columns[self.config.label][steps].astype(np.float32)
         alpha = self.config.weight_alpha_m
         weight = np.exp(alpha * np.abs(label)) if alpha else np.ones_like(label)
         return {
-            "frames": torch.from_numpy(e.frames(s, stop)),  # (T, H, W, 3) uint8
-            "t_s": torch.from_numpy(e.columns[T_S][s:stop].copy()),  # (T,) float64
-            "dt_s": torch.from_numpy(self._dt[k][s:stop].copy()),  # (T,) float32
+            "frames": torch.from_numpy(frames),  # (T, H, W, 3) uint8
+            "t_s": torch.from_numpy(t),  # (T,) float64
+            "dt_s": torch.from_numpy(dt),  # (T,) float32
             "label": torch.from_numpy(label),  # (T,)
-            "speed_mps": torch.from_numpy(e.columns[SPEED_MPS][s:stop].astype(np.float32)),
+            "speed_mps": torch.from_numpy(e.columns[SPEED_MPS][steps].astype(np.float32)),
             "weight": torch.from_numpy(weight.astype(np.float32)),  # (T,)
             "episode": torch.tensor(k, dtype=torch.int64),
             "start": torch.tensor(s, dtype=torch.int64),

@@ -94,6 +94,9 @@ class TrainConfig:
     """Frames per training window (NCP: 16)."""
     stride_steps: int = 4
     """Steps between the starts of candidate windows of an episode."""
+    step_skip_max: int = 1
+    """Training windows advance 1 to this many recorded steps per step (irregular, longer
+    control periods for the continuous-time cores); validation keeps consecutive steps."""
     lr: float = 2e-3
     """Peak learning rate of Adam for the conv head."""
     core_lr_scale: float = 5.0
@@ -392,8 +395,10 @@ def _train(cfg: TrainConfig) -> Path:
     train_eps = cached[: len(train_eps)]
     val_eps = cached[len(train_eps) : len(train_eps) + len(val_eps)]
     town_eps = cached[len(train_eps) + len(val_eps) :]
-    wcfg = WindowConfig(cfg.window_steps, cfg.stride_steps, cfg.label, cfg.weight_alpha_m)
-    vcfg = dataclasses.replace(wcfg, stride_steps=cfg.window_steps)
+    wcfg = WindowConfig(
+        cfg.window_steps, cfg.stride_steps, cfg.label, cfg.weight_alpha_m, cfg.step_skip_max
+    )
+    vcfg = dataclasses.replace(wcfg, stride_steps=cfg.window_steps, step_skip_max=1)
     train_set = WindowDataset(train_eps, wcfg)
     if len(train_set) == 0:
         raise TrainConfigError(f"no training window of {cfg.window_steps} steps in {cfg.data}")

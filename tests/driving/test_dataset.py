@@ -71,6 +71,32 @@ def test_elapsed_time_comes_from_the_real_timestamps(root):
     assert first[0] == pytest.approx(t[1] - t[0], rel=1e-6)
 
 
+def test_skipped_steps_sample_the_recording_at_irregular_longer_periods(root):
+    ds = WindowDataset.from_roots(
+        root, WindowConfig(window_steps=5, stride_steps=2, step_skip_max=3)
+    )
+    # A window may span (5 - 1) * 3 + 1 = 13 steps: episode 0 (30 steps) has starts 0..16,
+    # episode 1 (12 steps) none.
+    assert ds.index.tolist() == [[0, s] for s in range(0, 18, 2)]
+    torch.manual_seed(0)
+    items = [ds[i] for i in range(len(ds))]
+    t = ds.episodes[0].columns[ep.T_S]
+    skips = []
+    for item in items:
+        s = int(item["start"])
+        steps = np.flatnonzero(np.isin(t, item["t_s"].numpy()))  # the recorded steps it took
+        assert len(steps) == 5 and steps[0] == s
+        skips += np.diff(steps).tolist()
+        means = item["frames"].float().mean(dim=(1, 2, 3)).numpy()
+        np.testing.assert_allclose(means, [level(0, j) for j in steps], atol=2)
+        np.testing.assert_allclose(item["label"].numpy(), 0.001 * steps, atol=1e-7)
+        np.testing.assert_allclose(item["dt_s"].numpy()[1:], np.diff(t[steps]), rtol=1e-6)
+    assert set(skips) == {1, 2, 3}  # every period drawn, each a whole number of steps
+    torch.manual_seed(0)
+    again = ds[0]
+    assert torch.equal(again["t_s"], items[0]["t_s"])  # reproducible from torch's seed
+
+
 def test_loss_weights_follow_the_ncp_formula(root):
     ds = WindowDataset.from_roots(root, WindowConfig(window_steps=8, weight_alpha_m=100.0))
     item = ds[2]
@@ -121,5 +147,7 @@ def test_config_validation_and_missing_label(root):
         WindowConfig(window_steps=0)
     with pytest.raises(ValueError, match="weight_alpha_m"):
         WindowConfig(weight_alpha_m=-1.0)
+    with pytest.raises(ValueError, match="step_skip_max must be >= 1, got 0"):
+        WindowConfig(step_skip_max=0)
     with pytest.raises(KeyError, match="curvature_pred"):
         WindowDataset.from_roots(root, WindowConfig(label=ep.CURVATURE_PRED))

@@ -106,11 +106,12 @@ def _weights(path):
 
 
 def test_resume_after_a_kill_gives_the_same_final_weights(tiny_data, tmp_path, monkeypatch):
-    aug = AugmentConfig()  # augmentation on: its RNG stream must be restored too
-    full = _cfg(tiny_data, tmp_path / "full", augment=aug, steps=10, save_every=4, val_every=4)
+    # Augmentation and skipped steps on: their draws from torch's generator must resume too.
+    run = dict(augment=AugmentConfig(), step_skip_max=2, steps=10, save_every=4, val_every=4)
+    full = _cfg(tiny_data, tmp_path / "full", **run)
     train(full)
 
-    killed = _cfg(tiny_data, tmp_path / "killed", augment=aug, steps=10, save_every=4, val_every=4)
+    killed = _cfg(tiny_data, tmp_path / "killed", **run)
     real_loss, calls = train_mod.window_loss, {"n": 0}
 
     def dying_loss(*args, **kwargs):
@@ -127,10 +128,8 @@ def test_resume_after_a_kill_gives_the_same_final_weights(tiny_data, tmp_path, m
     with pytest.raises(TrainConfigError, match="--resume"):
         train(killed)  # the run folder exists
     with pytest.raises(TrainConfigError, match="lr"):
-        train(_cfg(tiny_data, tmp_path / "killed", augment=aug, steps=10, save_every=4,
-                   val_every=4, lr=1e-2, resume=True))  # fmt: skip
-    train(_cfg(tiny_data, tmp_path / "killed", augment=aug, steps=10, save_every=4, val_every=4,
-               resume=True))  # fmt: skip
+        train(_cfg(tiny_data, tmp_path / "killed", **run, lr=1e-2, resume=True))
+    train(_cfg(tiny_data, tmp_path / "killed", **run, resume=True))
 
     a, b = _weights(tmp_path / "full" / LAST_DIR), _weights(tmp_path / "killed" / LAST_DIR)
     assert all(torch.equal(a[k], b[k]) for k in a)
