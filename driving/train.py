@@ -401,7 +401,10 @@ def _train(cfg: TrainConfig) -> Path:
     vcfg = dataclasses.replace(wcfg, stride_steps=cfg.window_steps, step_skip_max=1)
     train_set = WindowDataset(train_eps, wcfg)
     if len(train_set) == 0:
-        raise TrainConfigError(f"no training window of {cfg.window_steps} steps in {cfg.data}")
+        span = (cfg.window_steps - 1) * cfg.step_skip_max + 1
+        raise TrainConfigError(
+            f"no episode of at least {span} recorded steps (one window) in {cfg.data}"
+        )
     val_sets = {
         name: (ds, _validation_windows(ds, cfg.val_max_windows))
         for name, eps in (("val", val_eps), ("val_town", town_eps))

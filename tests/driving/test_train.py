@@ -185,6 +185,12 @@ def test_data_that_does_not_fit_the_policy_is_refused(tiny_data, tmp_path):
         train(_cfg(tiny_data, tmp_path / "b", policy=PolicyConfig(first_step_dt_s=0.1)))
 
 
+def test_episodes_shorter_than_one_window_are_a_clear_error(tiny_data, tmp_path):
+    # 24-step episodes; 8 window steps that may each skip up to 4 recorded steps span 29.
+    with pytest.raises(TrainConfigError, match="at least 29 recorded steps"):
+        train(_cfg(tiny_data, tmp_path / "run", step_skip_max=4))
+
+
 def test_bad_settings_are_clear_errors(tmp_path):
     with pytest.raises(TrainConfigError, match="batch_size"):
         TrainConfig(data=(), out=tmp_path, batch_size=0)
