@@ -187,7 +187,7 @@ def seed_table(runs: Sequence[SeedRun], suites: Sequence[str] = SUITES) -> list[
     """
     seen = list(dict.fromkeys(r.family for r in runs if r.family != EXPERT))
     rank = {name: i for i, name in enumerate(CORE_NAMES)}
-    families = [EXPERT, *sorted(seen, key=lambda f: (rank.get(f, len(rank)), seen.index(f)))]
+    families = [EXPERT, *sorted(seen, key=lambda f: rank.get(f, len(rank)))]  # stable sort
     table = []
     for family in families:
         members = sorted(
