@@ -1,0 +1,148 @@
+"""Golden frame hashes: the builtin renderer's frames must stay bit-identical.
+
+Each case drives the builtin env for a fixed number of steps with a small deterministic
+lane-keeping controller written here (not the expert, so that changes to the expert's
+arithmetic do not move the golden frames) and hashes every camera frame with sha256; the
+digests of consecutive chunks of frames are compared with ``data/frame_hashes.json``. The
+cases cover training and unseen towns, every unseen weather (night: headlights and grain;
+fog; heavy_rain: rain streaks and grain), image noise, camera-pose jitter, supersampling 1
+and 3, a 400x156 camera, texture-tile changes (every case drives past s = 200 m, where the
+second tile takes over) and, for one case, the bird's-eye view.
+
+The digests depend on the OpenCV and numpy builds (their warps and rounding), so the test
+skips when OpenCV's version differs from the recorded one. Regenerate the golden file (only
+when a change of the frames is intended, and say so in the commit) with::
+
+    python tests/sim/test_frame_hashes.py --write
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import sim
+from sim import spec
+
+GOLDEN = Path(__file__).parent / "data" / "frame_hashes.json"
+CHUNK = 25
+"""Frames per stored digest."""
+
+CASES: dict[str, dict] = {
+    "countryside-clear_noon-0": dict(town="countryside", weather="clear_noon", seed=0),
+    "suburb-sunset-3": dict(town="suburb", weather="sunset", seed=3),
+    "highway-wet_road-1": dict(town="highway", weather="wet_road", seed=1),
+    "highway-overcast-2-400x156": dict(
+        town="highway",
+        weather="overcast",
+        seed=2,
+        camera=spec.CameraSpec(width_px=400, height_px=156),
+    ),
+    "mountain_pass-night-2": dict(town="mountain_pass", weather="night", seed=2),
+    "desert-fog-4": dict(town="desert", weather="fog", seed=4),
+    "snow-heavy_rain-5": dict(town="snow", weather="heavy_rain", seed=5),
+    "suburb-clear_noon-7-noise-jitter": dict(
+        town="suburb",
+        weather="clear_noon",
+        seed=7,
+        image_noise_std=0.03,
+        camera_jitter={"pitch_std_deg": 1.0, "yaw_std_deg": 1.5, "height_std_m": 0.05},
+    ),
+    "countryside-overcast-6-ss1": dict(
+        town="countryside", weather="overcast", seed=6, supersample=1
+    ),
+    "mountain_pass-clear_noon-8-ss3": dict(
+        town="mountain_pass", weather="clear_noon", seed=8, supersample=3
+    ),
+}
+STEPS = 150
+"""Steps per case: at 25 m/s and 20 Hz the car passes s = 200 m (the next texture tile)."""
+BIRDSEYE_CASE = "suburb-sunset-3"
+
+
+def _controller(info: dict, step: int) -> np.ndarray:
+    """Road-curvature feed-forward, lateral and heading feedback and a slow weave, 1/m."""
+    kappa = (
+        info[spec.INFO_ROAD_CURVATURE]
+        - 0.03 * info[spec.INFO_LATERAL_OFFSET_M]
+        - 0.3 * info[spec.INFO_HEADING_ERROR_RAD]
+        + 0.004 * np.sin(step / 9.0)
+    )
+    return np.array([kappa], dtype=np.float32)
+
+
+def drive_case(name: str) -> dict[str, list[str]]:
+    """Drives one case; returns the chunk digests of its frames (and of its bird's-eye view)."""
+    case = dict(CASES[name])
+    seed = case.pop("seed")
+    jitter = case.pop("camera_jitter", None)
+    if jitter is not None:
+        from sim.builtin.env import CameraJitter
+
+        case["camera_jitter"] = CameraJitter(**jitter)
+    render_mode = "rgb_array" if name == BIRDSEYE_CASE else None
+    env = sim.make_env(
+        "builtin",
+        target_speed_mps=25.0,
+        route_length_m=600.0,
+        intervention_mode=True,
+        render_mode=render_mode,
+        **case,
+    )
+    obs, info = env.reset(seed=seed)
+    frames, chunk = [], hashlib.sha256()
+    chunk.update(obs[spec.IMAGE].tobytes())
+    for step in range(1, STEPS + 1):
+        obs, _r, terminated, truncated, info = env.step(_controller(info, step))
+        assert not (terminated or truncated)
+        chunk.update(obs[spec.IMAGE].tobytes())
+        if step % CHUNK == 0:
+            frames.append(chunk.hexdigest()[:32])
+            chunk = hashlib.sha256()
+    out = {"frames": frames, "progress_m": [round(float(info[spec.INFO_PROGRESS_M]), 3)]}
+    if render_mode is not None:
+        out["birdseye"] = [hashlib.sha256(env.render().tobytes()).hexdigest()[:32]]
+    env.close()
+    return out
+
+
+def _golden() -> dict:
+    return json.loads(GOLDEN.read_text())
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_frames_match_the_golden_hashes(name):
+    golden = _golden()
+    if golden["opencv"] != cv2.__version__:
+        pytest.skip(f"golden frames recorded with opencv {golden['opencv']}, not {cv2.__version__}")
+    got = drive_case(name)
+    want = golden["cases"][name]
+    assert got["progress_m"] == want["progress_m"], "the drive itself changed"
+    for i, (g, w) in enumerate(zip(got["frames"], want["frames"], strict=True)):
+        assert g == w, f"frames {i * CHUNK}..{(i + 1) * CHUNK} of {name} changed"
+    assert got.get("birdseye") == want.get("birdseye")
+
+
+def test_golden_file_covers_every_case():
+    assert set(_golden()["cases"]) == set(CASES)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write"]:
+        sys.exit(f"usage: python {sys.argv[0]} --write")
+    data = {
+        "opencv": cv2.__version__,
+        "numpy": np.__version__,
+        "steps": STEPS,
+        "chunk": CHUNK,
+        "cases": {name: drive_case(name) for name in CASES},
+    }
+    GOLDEN.parent.mkdir(exist_ok=True)
+    GOLDEN.write_text(json.dumps(data, indent=1) + "\n")
+    print(f"wrote {GOLDEN}")
