@@ -79,6 +79,7 @@ import torch
 from torch import Tensor, nn
 
 from driving.wiring import NCP
+from liquid_drive.errors import LiquidDriveError
 
 __all__ = [
     "MODES",
@@ -93,7 +94,7 @@ __all__ = [
 MODES = ("default", "no_gate", "pure")
 
 
-class CfCError(ValueError):
+class CfCError(LiquidDriveError, ValueError):
     """Bad arguments or input shapes for a CfC/LTC module."""
 
 

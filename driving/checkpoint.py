@@ -38,6 +38,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from driving.policy import PolicyConfig, PolicyConfigError, SteeringPolicy
+from liquid_drive.errors import LiquidDriveError
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ LAST_DIR = "last"
 """Sub-folder of a training run holding the latest checkpoint (with ``train_state.pt``)."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(LiquidDriveError, ValueError):
     """A checkpoint folder or file that cannot be used (the message names the file)."""
 
 

@@ -42,6 +42,7 @@ import numpy as np
 
 from driving.policy import CORE_NAMES
 from driving.report import EXPERT, ReportError, load_metrics, metric_stats
+from liquid_drive.errors import LiquidDriveError
 
 FORMAT = "liquid-drive-seeds"
 VERSION = 1
@@ -53,7 +54,7 @@ METRICS: tuple[str, ...] = ("interventions_per_km", "lateral_error_rms_m", "stee
 """What the table compares (the first is pooled per seed, the others are episode means)."""
 
 
-class CompareError(ValueError):
+class CompareError(LiquidDriveError, ValueError):
     """Evaluations that cannot be put in one table (clashing names, differing experts)."""
 
 

@@ -43,6 +43,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from liquid_drive.errors import LiquidDriveError
+
 logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "liquid-drive-episodes"
@@ -133,7 +135,7 @@ def neuron_column(index: int) -> str:
     return f"{NEURON_PREFIX}{index:03d}"
 
 
-class EpisodeFormatError(ValueError):
+class EpisodeFormatError(LiquidDriveError, ValueError):
     """A dataset or episode on disk that does not follow the format (names the file)."""
 
 

@@ -47,6 +47,7 @@ from torch import Tensor, nn
 
 from driving.checkpoint import load_policy, resolve_checkpoint
 from driving.policy import PolicyConfig, PolicyError, SteeringPolicy
+from liquid_drive.errors import LiquidDriveError
 
 logger = logging.getLogger(__name__)
 
@@ -77,11 +78,11 @@ config as JSON)."""
 _INSTALL_HINT = 'ONNX export needs onnx, onnxscript and onnxruntime: pip install -e ".[export]"'
 
 
-class ExportError(RuntimeError):
+class ExportError(LiquidDriveError, RuntimeError):
     """An export that failed or does not reproduce the torch policy (names the file)."""
 
 
-class OnnxModelError(ValueError):
+class OnnxModelError(LiquidDriveError, ValueError):
     """An ``.onnx`` file that is not an exported liquid-drive policy (names the file)."""
 
 

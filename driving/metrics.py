@@ -47,12 +47,13 @@ from driving.episodes import (
     SPEED_MPS,
     T_S,
 )
+from liquid_drive.errors import LiquidDriveError
 
 FAILURE_OFFSET_M = 1.0
 """|lateral offset| above which a step counts towards ``failure_rate``, m (Rally Estonia)."""
 
 
-class MetricsError(ValueError):
+class MetricsError(LiquidDriveError, ValueError):
     """Per-step columns that cannot be scored (wrong lengths, NaNs, time not increasing)."""
 
 

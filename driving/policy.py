@@ -54,6 +54,7 @@ from torch import Tensor, nn
 from driving.cfc import CfC, WiredCfC
 from driving.ltc import LTC
 from driving.wiring import NCP
+from liquid_drive.errors import LiquidDriveError
 from perception.encoder import ConvHead, ConvHeadConfig
 from perception.preprocess import Preprocessor, PreprocessSpec
 
@@ -67,11 +68,11 @@ HIDDEN_GROUP = "hidden"
 """Neuron group of cores without named neurons (as ``driving.visualize.HIDDEN``)."""
 
 
-class PolicyConfigError(ValueError):
+class PolicyConfigError(LiquidDriveError, ValueError):
     """A policy configuration that is inconsistent (the message shows the bad value)."""
 
 
-class PolicyError(RuntimeError):
+class PolicyError(LiquidDriveError, RuntimeError):
     """A policy used in a way its contract forbids (bad observation, time going backwards)."""
 
 

@@ -55,6 +55,7 @@ import numpy as np
 
 from driving.metrics import METRIC_NAMES, EpisodeMetrics
 from driving.suites import EpisodeSpec
+from liquid_drive.errors import LiquidDriveError
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ GROUPS: tuple[str, ...] = ("suite", "condition", "town", "weather")
 """Summary groupings, from the coarsest."""
 
 
-class ReportError(ValueError):
+class ReportError(LiquidDriveError, ValueError):
     """A ``metrics.json`` that is not ours or is malformed, or inconsistent results."""
 
 

@@ -38,6 +38,7 @@ from driving.episodes import (
     YAW_RAD,
     EpisodeWriter,
 )
+from liquid_drive.errors import LiquidDriveError
 
 Observation = dict[str, np.ndarray]
 """A simulator observation: ``image`` uint8 (H, W, 3), ``speed_mps`` (1,), ``t_s`` (1,)."""
@@ -83,7 +84,7 @@ OUTCOMES = ("route_complete", "time_limit", "lane_departure", "collision", "max_
 """Possible :attr:`EpisodeLog.outcome` values."""
 
 
-class RolloutError(RuntimeError):
+class RolloutError(LiquidDriveError, RuntimeError):
     """An env or driver that breaks the contract during an episode (names what was wrong)."""
 
 

@@ -37,6 +37,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
+from liquid_drive.errors import LiquidDriveError
+
 ROUTE_SEEDS: tuple[int, ...] = (7001, 7002, 7003)
 """Route seeds driven in every town (more routes continue as 7004, 7005, ...)."""
 ROUTE_LENGTH_M = 2000.0
@@ -83,7 +85,7 @@ SUITES: tuple[str, ...] = get_args(SuiteName)
 assert (*BUILTIN_SUITES, "all", *CARLA_SUITES) == SUITES
 
 
-class SuiteError(ValueError):
+class SuiteError(LiquidDriveError, ValueError):
     """An unknown suite name or an invalid override."""
 
 

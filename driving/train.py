@@ -65,12 +65,13 @@ from driving.dataset import WindowConfig, WindowDataset, split_by_episode, split
 from driving.episodes import CURVATURE_EXPERT, Episode, load_episodes, read_info
 from driving.policy import PolicyConfig, SteeringPolicy
 from driving.visualize import log_training_figures
+from liquid_drive.errors import LiquidDriveError
 from perception.augment import AugmentConfig, Augmenter
 
 logger = logging.getLogger(__name__)
 
 
-class TrainConfigError(ValueError):
+class TrainConfigError(LiquidDriveError, ValueError):
     """A training configuration or run folder that cannot be used."""
 
 

@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from driving import episodes as E
 from driving.checkpoint import load_policy
+from liquid_drive.errors import LiquidDriveError
 from perception.saliency import (
     METHODS,
     SaliencyMethod,
@@ -76,7 +77,7 @@ MAX_TRACE_LINES = 16
 """Groups with more units than this are drawn as a heat map instead of one line per unit."""
 
 
-class VisualizeError(ValueError):
+class VisualizeError(LiquidDriveError, ValueError):
     """Inputs to a figure or video are inconsistent (the message names the bad value)."""
 
 

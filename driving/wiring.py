@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from liquid_drive.errors import LiquidDriveError
+
 __all__ = [
     "DEFAULT_STEERING_INPUTS",
     "DEFAULT_STEERING_NCP",
@@ -65,7 +67,7 @@ DEFAULT_STEERING_INPUTS = 32
 """Sensory inputs of the default steering core: the conv head's 8 maps x 4 features."""
 
 
-class WiringError(ValueError):
+class WiringError(LiquidDriveError, ValueError):
     """Invalid wiring arguments, or a wiring used in a way its construction forbids."""
 
 

@@ -45,8 +45,10 @@ import torch
 from torch import Tensor, nn
 from torchvision.transforms import v2
 
+from liquid_drive.errors import LiquidDriveError
 
-class AugmentConfigError(ValueError):
+
+class AugmentConfigError(LiquidDriveError, ValueError):
     """An augmentation setting is out of range."""
 
 

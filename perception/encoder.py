@@ -25,8 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from liquid_drive.errors import LiquidDriveError
 
-class EncoderConfigError(ValueError):
+
+class EncoderConfigError(LiquidDriveError, ValueError):
     """A conv head configuration is inconsistent."""
 
 

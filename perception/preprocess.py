@@ -23,10 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from liquid_drive.errors import LiquidDriveError
+
 Normalization = Literal["per_image", "fixed", "none"]
 
 
-class PreprocessError(ValueError):
+class PreprocessError(LiquidDriveError, ValueError):
     """A frame or a spec does not fit the preprocessing contract."""
 
 

@@ -29,11 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from liquid_drive.errors import LiquidDriveError
+
 SaliencyMethod = Literal["visualbackprop", "gradcam", "integrated_gradients"]
 METHODS: tuple[str, ...] = ("visualbackprop", "gradcam", "integrated_gradients")
 
 
-class SaliencyError(ValueError):
+class SaliencyError(LiquidDriveError, ValueError):
     """A saliency map cannot be computed for the given model or input."""
 
 

@@ -1,6 +1,9 @@
 """Worlds only: the simulator contract, the builtin simulator, the CARLA backend and wrappers.
 
-``sim`` imports neither ``driving`` nor ``perception`` and never imports torch.
+``sim`` imports neither ``driving`` nor ``perception`` and never imports torch. Its public
+face, the only part other packages may import, is the contract :mod:`sim.spec`, the wrappers
+of :mod:`sim.wrappers`, the factories :func:`make_env`, :func:`make_expert` and
+:func:`split`, and the gymnasium id :data:`BUILTIN_ENV_ID`.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ import importlib
 from typing import Any
 
 import gymnasium
+
+from sim.spec import ContractError, Driver, TownWeatherSplit
 
 BUILTIN_ENV_ID = "LiquidDrive/Builtin-v0"
 """Gymnasium id of the builtin simulator (``gymnasium.make(BUILTIN_ENV_ID, town=...)``)."""
@@ -33,7 +38,7 @@ def make_env(sim: str = "builtin", **kwargs: Any) -> gymnasium.Env:
         The environment (not wrapped).
 
     Raises:
-        ValueError: For an unknown simulator name.
+        ContractError: For an unknown simulator name.
     """
     if sim == "builtin":
         from sim.builtin.env import BuiltinDrivingEnv
@@ -42,9 +47,48 @@ def make_env(sim: str = "builtin", **kwargs: Any) -> gymnasium.Env:
     if sim == "carla":
         carla_backend = importlib.import_module("sim.carla")
         return carla_backend.CarlaDrivingEnv(**kwargs)
-    raise ValueError(f"unknown simulator {sim!r}; valid: {', '.join(SIMULATORS)}")
+    raise ContractError(f"unknown simulator {sim!r}; valid: {', '.join(SIMULATORS)}")
 
 
-def make_expert(env: gymnasium.Env) -> Any:
+def make_expert(env: gymnasium.Env) -> Driver:
     """The privileged expert ``Driver`` of any of our environments (wrapped or not)."""
     return env.unwrapped.make_expert()
+
+
+def split(sim: str = "builtin") -> TownWeatherSplit:
+    """The town and weather names of a simulator and its training / held-out split.
+
+    Builtin: training towns countryside, suburb, highway; unseen mountain_pass, desert, snow;
+    training weathers clear_noon, overcast, sunset, wet_road; unseen night, fog, heavy_rain.
+    CARLA (CoRL2017 / NoCrash): train Town01 under ClearNoon, WetNoon, HardRainNoon,
+    ClearSunset; test Town02 and WetSunset, SoftRainSunset. Importing either table needs no
+    server and no ``carla`` client.
+
+    Raises:
+        ContractError: For an unknown simulator name.
+    """
+    if sim == "builtin":
+        from sim.builtin.towns import TOWNS, TRAIN_TOWNS, UNSEEN_TOWNS
+        from sim.builtin.weather import TRAIN_WEATHERS, UNSEEN_WEATHERS, WEATHERS
+
+        train_towns, unseen_towns = tuple(TRAIN_TOWNS), tuple(UNSEEN_TOWNS)
+        train_weathers, unseen_weathers = tuple(TRAIN_WEATHERS), tuple(UNSEEN_WEATHERS)
+        all_towns, all_weathers, open_names = tuple(TOWNS), tuple(WEATHERS), False
+    elif sim == "carla":
+        from sim.carla import suites
+
+        train_towns, unseen_towns = suites.TRAIN_TOWNS, suites.UNSEEN_TOWNS
+        train_weathers, unseen_weathers = suites.TRAIN_WEATHERS, suites.UNSEEN_WEATHERS
+        all_towns, all_weathers, open_names = suites.TOWNS, suites.WEATHERS, True
+    else:
+        raise ContractError(f"unknown simulator {sim!r}; valid: {', '.join(SIMULATORS)}")
+    named = {*train_towns, *unseen_towns, *train_weathers, *unseen_weathers}
+    return TownWeatherSplit(
+        train_towns=train_towns,
+        unseen_towns=unseen_towns,
+        train_weathers=train_weathers,
+        unseen_weathers=unseen_weathers,
+        other_towns=tuple(t for t in all_towns if t not in named),
+        other_weathers=tuple(w for w in all_weathers if w not in named),
+        open_names=open_names,
+    )

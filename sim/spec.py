@@ -35,10 +35,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from gymnasium import spaces
+
+from liquid_drive.errors import LiquidDriveError
+
+
+class ContractError(LiquidDriveError, ValueError):
+    """A value that breaks the simulator contract (an action, a split, a camera spec)."""
+
+
+class SimConfigError(LiquidDriveError, ValueError):
+    """An invalid simulator option (a range, a name, a parameter out of its domain)."""
+
 
 # ---------------------------------------------------------------------------------------------
 # Observation keys
@@ -72,6 +83,26 @@ INFO_COLLISION = "collision"
 """True on a step where the vehicle collided with something."""
 INFO_ROUTE_LENGTH_M = "route_length_m"
 """Total length of the route for this episode, m."""
+INFO_TARGET_SPEED_MPS = "target_speed_mps"
+"""Cruise speed the simulator holds in this episode, m/s."""
+
+ALL_INFO_KEYS: tuple[str, ...] = (
+    INFO_LATERAL_OFFSET_M,
+    INFO_HEADING_ERROR_RAD,
+    INFO_ROAD_CURVATURE,
+    INFO_PROGRESS_M,
+    INFO_LANE_HALF_WIDTH_M,
+    INFO_POSE,
+    INFO_TOWN,
+    INFO_WEATHER,
+    INFO_CURVATURE_APPLIED,
+    INFO_NOISE_ACTIVE,
+    INFO_INTERVENTION,
+    INFO_COLLISION,
+    INFO_ROUTE_LENGTH_M,
+    INFO_TARGET_SPEED_MPS,
+)
+"""Every key the info dict carries on every step (reset and step) of every simulator."""
 
 # ---------------------------------------------------------------------------------------------
 # Timing
@@ -102,11 +133,13 @@ class CameraSpec:
 
     def __post_init__(self) -> None:
         if self.width_px <= 0 or self.height_px <= 0:
-            raise ValueError(f"camera size must be positive, got {self.width_px}x{self.height_px}")
+            raise ContractError(
+                f"camera size must be positive, got {self.width_px}x{self.height_px}"
+            )
         if not 10.0 <= self.hfov_deg <= 170.0:
-            raise ValueError(f"hfov_deg must be in [10, 170], got {self.hfov_deg}")
+            raise ContractError(f"hfov_deg must be in [10, 170], got {self.hfov_deg}")
         if self.mount_height_m <= 0:
-            raise ValueError(f"mount_height_m must be positive, got {self.mount_height_m}")
+            raise ContractError(f"mount_height_m must be positive, got {self.mount_height_m}")
 
     @property
     def focal_px(self) -> float:
@@ -119,8 +152,11 @@ class CameraSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CameraSpec:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        return cls(**d)
+        """Inverse of :meth:`to_dict`; unknown or missing keys are an error."""
+        try:
+            return cls(**d)
+        except TypeError as e:
+            raise ContractError(f"not a camera spec {d!r}: {e}") from None
 
 
 def observation_space(
@@ -157,12 +193,134 @@ def check_action(action: Any, max_curvature_per_m: float) -> float:
         The curvature as a float in ``[-max_curvature_per_m, max_curvature_per_m]``.
 
     Raises:
-        ValueError: If the action is not a single finite number.
+        ContractError: If the action is not a single finite number.
     """
     arr = np.asarray(action, dtype=np.float64).reshape(-1)
     if arr.size != 1:
-        raise ValueError(f"action must be one curvature in 1/m, got shape {np.shape(action)}")
+        raise ContractError(f"action must be one curvature in 1/m, got shape {np.shape(action)}")
     kappa = float(arr[0])
     if not math.isfinite(kappa):
-        raise ValueError(f"action must be a finite curvature in 1/m, got {kappa}")
+        raise ContractError(f"action must be a finite curvature in 1/m, got {kappa}")
     return min(max(kappa, -max_curvature_per_m), max_curvature_per_m)
+
+
+# ---------------------------------------------------------------------------------------------
+# Drivers, environments and the town/weather split
+
+
+Observation = dict[str, np.ndarray]
+"""A simulator observation: ``image`` uint8 (H, W, 3), ``speed_mps`` (1,), ``t_s`` (1,)."""
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """Something that steers: the privileged expert, a learned policy, an ONNX policy.
+
+    The recurrent state is passed explicitly, so a driver holds no hidden per-episode memory.
+    """
+
+    def reset(self) -> Any:
+        """Returns the initial state for a new episode (``None`` for stateless drivers)."""
+        ...
+
+    def act(self, obs: Observation, state: Any) -> tuple[np.ndarray, Any]:
+        """Returns the action (curvature in 1/m, float32 (1,)) and the next state."""
+        ...
+
+
+@runtime_checkable
+class DrivingEnv(Protocol):
+    """What every simulator's gymnasium env offers beyond ``reset``/``step``/``close``.
+
+    ``sim.make_env`` returns one (``env.unwrapped`` for a wrapped env). The expert and the
+    contract's metadata live here so that recording and evaluation never reach into a
+    backend.
+    """
+
+    @property
+    def camera(self) -> CameraSpec:
+        """The forward camera the observations come from."""
+        ...
+
+    @property
+    def control_rate_hz(self) -> float:
+        """Nominal control steps per simulated second, Hz."""
+        ...
+
+    @property
+    def max_curvature_per_m(self) -> float:
+        """The curvature limit actions are clipped to, 1/m."""
+        ...
+
+    def make_expert(self) -> Driver:
+        """The privileged expert driver of this env."""
+        ...
+
+
+@dataclass(frozen=True)
+class TownWeatherSplit:
+    """The town and weather names of a simulator, split into training and held-out sets."""
+
+    train_towns: tuple[str, ...]
+    """Towns whose roads the training data comes from."""
+    unseen_towns: tuple[str, ...]
+    """Held-out towns, never in training data."""
+    train_weathers: tuple[str, ...]
+    """Weathers of the training data."""
+    unseen_weathers: tuple[str, ...]
+    """Held-out weathers, never in training data."""
+    other_towns: tuple[str, ...] = ()
+    """Towns the simulator has that are in neither set (accepted by name)."""
+    other_weathers: tuple[str, ...] = ()
+    """Weathers the simulator has that are in neither set (accepted by name)."""
+    open_names: bool = False
+    """True when the simulator also accepts names beyond these (CARLA: any map the server
+    has); False when :meth:`check` refuses every other name."""
+
+    def __post_init__(self) -> None:
+        for name in ("train_towns", "unseen_towns", "train_weathers", "unseen_weathers"):
+            value = getattr(self, name)
+            if not value or not all(isinstance(v, str) and v for v in value):
+                raise ContractError(f"{name} must be a non-empty tuple of names, got {value!r}")
+        for kind in ("towns", "weathers"):
+            sets = [getattr(self, f"{part}_{kind}") for part in ("train", "unseen", "other")]
+            names = [n for s in sets for n in s]
+            if len(set(names)) != len(names):
+                shared = sorted({n for n in names if names.count(n) > 1})
+                raise ContractError(f"the {kind} of a split overlap: {shared}")
+
+    @property
+    def towns(self) -> tuple[str, ...]:
+        """Every town name: training, held-out, other."""
+        return (*self.train_towns, *self.unseen_towns, *self.other_towns)
+
+    @property
+    def weathers(self) -> tuple[str, ...]:
+        """Every weather name: training, held-out, other."""
+        return (*self.train_weathers, *self.unseen_weathers, *self.other_weathers)
+
+    def check(self, towns: tuple[str, ...] = (), weathers: tuple[str, ...] = ()) -> None:
+        """Refuses town or weather names the simulator does not have (unless names are open).
+
+        Raises:
+            ContractError: Naming the unknown names and listing the valid ones.
+        """
+        if self.open_names:
+            return
+        for kind, given, valid in (
+            ("town", towns, self.towns),
+            ("weather", weathers, self.weathers),
+        ):
+            bad = [n for n in given if n not in valid]
+            if bad:
+                raise ContractError(f"unknown {kind}(s) {bad}; valid: {', '.join(valid)}")
+
+    def describe(self, town: str, weather: str) -> str:
+        """E.g. ``"unseen town, training weather"``."""
+
+        def part(name: str, train: tuple[str, ...], unseen: tuple[str, ...]) -> str:
+            return "training" if name in train else "unseen" if name in unseen else "other"
+
+        t = part(town, self.train_towns, self.unseen_towns)
+        w = part(weather, self.train_weathers, self.unseen_weathers)
+        return f"{t} town, {w} weather"

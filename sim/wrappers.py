@@ -19,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 from sim import spec
+from sim.spec import SimConfigError
 
 NOISE_KINDS = ("triangular", "ou")
 """Shapes of the perturbation: a triangular pulse, or an Ornstein-Uhlenbeck excursion."""
@@ -59,16 +60,16 @@ class NoiseInjection(gym.Wrapper):
     ) -> None:
         super().__init__(env)
         if not 0.0 <= share < 1.0:
-            raise ValueError(f"share must be in [0, 1), got {share}")
+            raise SimConfigError(f"share must be in [0, 1), got {share}")
         if not (math.isfinite(amplitude_per_m) and amplitude_per_m >= 0):
-            raise ValueError(f"amplitude_per_m must be finite and >= 0, got {amplitude_per_m}")
+            raise SimConfigError(f"amplitude_per_m must be finite and >= 0, got {amplitude_per_m}")
         lo, hi = duration_s
         if not 0.0 < lo <= hi:
-            raise ValueError(f"duration_s must be (lo, hi) with 0 < lo <= hi, got {duration_s}")
+            raise SimConfigError(f"duration_s must be (lo, hi) with 0 < lo <= hi, got {duration_s}")
         if kind not in NOISE_KINDS:
-            raise ValueError(f"kind must be one of {NOISE_KINDS}, got {kind!r}")
+            raise SimConfigError(f"kind must be one of {NOISE_KINDS}, got {kind!r}")
         if ou_theta_per_s <= 0:
-            raise ValueError(f"ou_theta_per_s must be positive, got {ou_theta_per_s}")
+            raise SimConfigError(f"ou_theta_per_s must be positive, got {ou_theta_per_s}")
         self.share = float(share)
         self.amplitude_per_m = float(amplitude_per_m)
         self.duration_s = (float(lo), float(hi))
@@ -128,7 +129,7 @@ class NoiseInjection(gym.Wrapper):
         """Executes ``action`` plus the current perturbation."""
         clean = np.asarray(action, dtype=np.float32).reshape(-1)
         if clean.size != 1 or not np.isfinite(clean[0]):
-            raise ValueError(f"action must be one finite curvature in 1/m, got {action!r}")
+            raise spec.ContractError(f"action must be one finite curvature in 1/m, got {action!r}")
         dt = getattr(self.env.unwrapped, "config", None)
         dt = dt.dt_s if dt is not None and hasattr(dt, "dt_s") else spec.DT_S
         noise, active = self._noise(self._t, dt)
@@ -165,9 +166,9 @@ class RandomStart(gym.Wrapper):
     ) -> None:
         super().__init__(env)
         if not (math.isfinite(max_offset_m) and max_offset_m >= 0):
-            raise ValueError(f"max_offset_m must be finite and >= 0, got {max_offset_m}")
+            raise SimConfigError(f"max_offset_m must be finite and >= 0, got {max_offset_m}")
         if not 0 <= max_heading_rad < math.pi / 2:
-            raise ValueError(f"max_heading_rad must be in [0, pi/2), got {max_heading_rad}")
+            raise SimConfigError(f"max_heading_rad must be in [0, pi/2), got {max_heading_rad}")
         self.max_offset_m = float(max_offset_m)
         self.max_heading_rad = float(max_heading_rad)
         self._rng = np.random.default_rng(seed)

@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from liquid_drive.errors import LiquidDriveError
+
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -43,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("demo")
 
 
-class DemoError(ValueError):
+class DemoError(LiquidDriveError, ValueError):
     """A bad demo request (unknown town or weather, missing checkpoint)."""
 
 

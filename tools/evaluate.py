@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from liquid_drive.errors import LiquidDriveError
+
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -80,7 +82,7 @@ MAX_TRACE_POINTS = 2000
 """Trajectories kept for the bird's-eye plots are thinned to about this many points."""
 
 
-class EvalError(ValueError):
+class EvalError(LiquidDriveError, ValueError):
     """A bad evaluation request (unknown suite, missing checkpoint, bad option)."""
 
 

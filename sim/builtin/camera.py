@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from sim.spec import CameraSpec
+from sim.spec import CameraSpec, SimConfigError
 
 
 class CameraModel:
@@ -41,7 +41,7 @@ class CameraModel:
         height_offset_m: float = 0.0,
     ) -> None:
         if supersample < 1:
-            raise ValueError(f"supersample must be >= 1, got {supersample}")
+            raise SimConfigError(f"supersample must be >= 1, got {supersample}")
         self.spec = spec
         self.ss = int(supersample)
         self.width = spec.width_px * self.ss
@@ -53,7 +53,7 @@ class CameraModel:
         self.yaw = yaw_offset_rad
         self.h = spec.mount_height_m + height_offset_m
         if self.h <= 0.05:
-            raise ValueError(f"camera height must stay above 5 cm, got {self.h} m")
+            raise SimConfigError(f"camera height must stay above 5 cm, got {self.h} m")
         cp, sp = math.cos(self.pitch), math.sin(self.pitch)
         cy_, sy_ = math.cos(self.yaw), math.sin(self.yaw)
         z_c = np.array([cp * cy_, cp * sy_, -sp])  # optical axis in the vehicle frame

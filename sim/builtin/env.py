@@ -67,7 +67,7 @@ MAX_SPEED_MPS = 60.0
 """Upper bound of the speed observation, m/s."""
 
 
-class EnvConfigError(ValueError):
+class EnvConfigError(spec.SimConfigError):
     """A bad environment configuration value."""
 
 
@@ -226,8 +226,18 @@ class BuiltinDrivingEnv(gym.Env):
         self._last_image: np.ndarray | None = None
 
     # -----------------------------------------------------------------------------------------
+    @property
+    def camera(self) -> spec.CameraSpec:
+        """The forward camera (``sim.spec.DrivingEnv``)."""
+        return self.config.camera
+
+    @property
+    def control_rate_hz(self) -> float:
+        """Nominal control steps per simulated second, Hz (``sim.spec.DrivingEnv``)."""
+        return self.config.control_rate_hz
+
     def make_expert(self) -> PurePursuitExpert:
-        """The privileged expert driver for this env (a ``Driver``)."""
+        """The privileged expert driver for this env (a ``sim.spec.Driver``)."""
         return PurePursuitExpert(self)
 
     def _world(self, road_seed: int):

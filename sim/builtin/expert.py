@@ -6,20 +6,36 @@ distance ahead: ``ld = clip(ld_min + ld_gain * v, ld_min, ld_max)``. The pursuit
 is ``kappa = 2 * y_t / (x_t^2 + y_t^2)`` for the target at (x_t, y_t) in the vehicle frame.
 
 To compensate the steering actuator's lag it plans from the pose the car will reach after
-``lag_s`` seconds on its current curvature. It satisfies the ``Driver`` protocol of
-``driving/rollout.py``: ``reset() -> None`` and ``act(obs, state) -> (curvature (1,), state)``.
+``lag_s`` seconds on its current curvature. It satisfies the contract's ``Driver`` protocol
+(``sim/spec.py``): ``reset() -> None`` and ``act(obs, state) -> (curvature (1,), state)``.
+It reads the world through :class:`PrivilegedWorld`, the part of the env it needs, so it
+does not import the env (which creates it).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from sim.builtin.env import BuiltinDrivingEnv
+from sim.builtin.roads import Road
+from sim.builtin.vehicle import Vehicle
+from sim.spec import SimConfigError
+
+
+class PrivilegedWorld(Protocol):
+    """The ground truth the expert reads: the car, the road and the lane it keeps."""
+
+    vehicle: Vehicle
+    """The simulated car (true pose, speed, steering angle)."""
+    road: Road | None
+    """The episode's road (None before the first reset)."""
+    road_index: int
+    """Index of the car's last projection on the road (a search hint)."""
+    lane_offset_m: float
+    """Lateral offset of the driven lane's centre from the road centreline, m."""
 
 
 @dataclass(frozen=True)
@@ -37,18 +53,18 @@ class ExpertConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.lookahead_min_m <= self.lookahead_max_m:
-            raise ValueError(
+            raise SimConfigError(
                 "need 0 < lookahead_min_m <= lookahead_max_m, got "
                 f"{self.lookahead_min_m}, {self.lookahead_max_m}"
             )
         if self.lookahead_gain_s < 0 or self.lag_s < 0:
-            raise ValueError(f"gains must be >= 0, got {self.lookahead_gain_s}, {self.lag_s}")
+            raise SimConfigError(f"gains must be >= 0, got {self.lookahead_gain_s}, {self.lag_s}")
 
 
 class PurePursuitExpert:
-    """Pure pursuit on the ego lane centre of a :class:`BuiltinDrivingEnv` (privileged)."""
+    """Pure pursuit on the ego lane centre of the builtin world (privileged)."""
 
-    def __init__(self, env: BuiltinDrivingEnv, config: ExpertConfig | None = None) -> None:
+    def __init__(self, env: PrivilegedWorld, config: ExpertConfig | None = None) -> None:
         self.env = env
         self.config = config or ExpertConfig()
 
@@ -61,6 +77,8 @@ class PurePursuitExpert:
         env, cfg = self.env, self.config
         st = env.vehicle.state
         road = env.road
+        if road is None:
+            raise RuntimeError("the expert needs a road: call env.reset() first")
         v = st.speed_mps
         # predicted pose after the actuator lag, on the current curvature
         d = v * cfg.lag_s

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.spec import SimConfigError
+
 DS_M = 0.5
 """Spacing of the centreline samples, m."""
 
@@ -40,21 +42,23 @@ class RoadLayout:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.min_curvature_per_m <= self.max_curvature_per_m <= 0.2:
-            raise ValueError(
+            raise SimConfigError(
                 "need 0 < min_curvature_per_m <= max_curvature_per_m <= 0.2, got "
                 f"{self.min_curvature_per_m}, {self.max_curvature_per_m}"
             )
         if not 0.0 <= self.straight_share <= 1.0:
-            raise ValueError(f"straight_share must be in [0, 1], got {self.straight_share}")
+            raise SimConfigError(f"straight_share must be in [0, 1], got {self.straight_share}")
         lo, hi = self.piece_length_m
         if not 0.0 < lo <= hi:
-            raise ValueError(f"piece_length_m must be (lo, hi) with 0 < lo <= hi, got {lo, hi}")
+            raise SimConfigError(f"piece_length_m must be (lo, hi) with 0 < lo <= hi, got {lo, hi}")
         if self.max_sharpness_per_m2 <= 0.0:
-            raise ValueError(
+            raise SimConfigError(
                 f"max_sharpness_per_m2 must be positive, got {self.max_sharpness_per_m2}"
             )
         if not 0.0 < self.max_heading_rad < math.pi / 2:
-            raise ValueError(f"max_heading_rad must be in (0, pi/2), got {self.max_heading_rad}")
+            raise SimConfigError(
+                f"max_heading_rad must be in (0, pi/2), got {self.max_heading_rad}"
+            )
 
 
 class Road:
@@ -76,11 +80,11 @@ class Road:
     ) -> None:
         curvature = np.asarray(curvature, dtype=np.float64)
         if curvature.ndim != 1 or curvature.size < 3:
-            raise ValueError(
+            raise SimConfigError(
                 f"curvature must be a 1-D profile of >= 3 samples, got {curvature.shape}"
             )
         if not 2.0 <= lane_width_m <= 5.0:
-            raise ValueError(f"lane_width_m must be in [2, 5], got {lane_width_m}")
+            raise SimConfigError(f"lane_width_m must be in [2, 5], got {lane_width_m}")
         n = curvature.size
         self.curvature = curvature
         self.lane_width_m = float(lane_width_m)
@@ -206,7 +210,7 @@ def curvature_profile(layout: RoadLayout, length_m: float, rng: np.random.Genera
         (N,) curvature samples every :data:`DS_M` metres, starting and ending straight.
     """
     if length_m <= 0:
-        raise ValueError(f"length_m must be positive, got {length_m}")
+        raise SimConfigError(f"length_m must be positive, got {length_m}")
     pieces: list[np.ndarray] = [np.zeros(int(30.0 / DS_M))]  # a straight run-up
     kappa = 0.0
     heading = 0.0

@@ -29,11 +29,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.builtin.roads import RoadLayout
+from sim.spec import SimConfigError
 
 RGB = tuple[int, int, int]
 
 
-class UnknownNameError(ValueError):
+class UnknownNameError(SimConfigError):
     """An unknown town or weather name; the message lists the valid names."""
 
 
@@ -60,9 +61,9 @@ class Markings:
 
     def __post_init__(self) -> None:
         if self.centre not in ("dashed", "solid", "double", "none"):
-            raise ValueError(f"centre must be dashed/solid/double/none, got {self.centre!r}")
+            raise SimConfigError(f"centre must be dashed/solid/double/none, got {self.centre!r}")
         if not 0.0 <= self.opacity <= 1.0:
-            raise ValueError(f"opacity must be in [0, 1], got {self.opacity}")
+            raise SimConfigError(f"opacity must be in [0, 1], got {self.opacity}")
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,9 @@ class Backdrop:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.height_deg < 20.0:
-            raise ValueError(f"height_deg must be in (0, 20), got {self.height_deg}")
+            raise SimConfigError(f"height_deg must be in (0, 20), got {self.height_deg}")
         if not 0.0 <= self.roughness <= 1.0 or not 0.0 <= self.flat_tops < 1.0:
-            raise ValueError(
+            raise SimConfigError(
                 f"roughness must be in [0, 1] and flat_tops in [0, 1), got "
                 f"{self.roughness}, {self.flat_tops}"
             )

@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from sim.spec import SimConfigError
+
 
 @dataclass(frozen=True)
 class VehicleParams:
@@ -51,13 +53,13 @@ class VehicleParams:
             "speed_gain_per_s",
         ):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+                raise SimConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.steer_time_constant_s < 0:
-            raise ValueError(
+            raise SimConfigError(
                 f"steer_time_constant_s must be >= 0, got {self.steer_time_constant_s}"
             )
         if self.max_steer_rad >= math.pi / 2:
-            raise ValueError(f"max_steer_rad must be < pi/2, got {self.max_steer_rad}")
+            raise SimConfigError(f"max_steer_rad must be < pi/2, got {self.max_steer_rad}")
 
     @property
     def max_curvature_per_m(self) -> float:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sim.builtin.towns import UnknownNameError
+from sim.spec import SimConfigError
 
 RGB = tuple[int, int, int]
 
@@ -58,9 +59,9 @@ class Weather:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.shadow_strength <= 1.0:
-            raise ValueError(f"shadow_strength must be in [0, 1], got {self.shadow_strength}")
+            raise SimConfigError(f"shadow_strength must be in [0, 1], got {self.shadow_strength}")
         if self.haze_per_m < 0:
-            raise ValueError(f"haze_per_m must be >= 0, got {self.haze_per_m}")
+            raise SimConfigError(f"haze_per_m must be >= 0, got {self.haze_per_m}")
 
 
 _WEATHER_LIST = (

@@ -12,6 +12,8 @@ import warnings
 from types import ModuleType
 from typing import Any
 
+from liquid_drive.errors import LiquidDriveError
+
 logger = logging.getLogger(__name__)
 
 CLIENT_VERSION = "0.9.16"
@@ -32,11 +34,11 @@ SPAWN_COLLISION_MESSAGE = "Spawn failed because of collision at spawn position"
 """CARLA's ``RuntimeError`` text when ``spawn_actor`` hits an occupied spawn point."""
 
 
-class CarlaNotInstalledError(ImportError):
+class CarlaNotInstalledError(LiquidDriveError, ImportError):
     """The ``carla`` client package is not installed."""
 
 
-class CarlaConnectionError(RuntimeError):
+class CarlaConnectionError(LiquidDriveError, RuntimeError):
     """No CARLA server answered at host:port within the timeout."""
 
 

@@ -40,6 +40,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from liquid_drive.errors import LiquidDriveError
 from sim import spec
 from sim.carla.connection import (
     CarlaConnectionError,
@@ -67,11 +68,11 @@ from sim.carla.suites import WEATHERS
 logger = logging.getLogger(__name__)
 
 
-class CarlaSpawnError(RuntimeError):
+class CarlaSpawnError(LiquidDriveError, RuntimeError):
     """No free spawn point was found for the ego vehicle."""
 
 
-class CarlaServerBusyError(RuntimeError):
+class CarlaServerBusyError(LiquidDriveError, RuntimeError):
     """Another environment of this process still drives the same server."""
 
 
@@ -786,8 +787,18 @@ class CarlaDrivingEnv(gym.Env):
         """The ego vehicle's wheelbase (from its wheel positions), m."""
         return self._wheelbase_m
 
-    def make_expert(self) -> Any:
-        """The privileged pure-pursuit expert for this environment (a ``Driver``)."""
+    @property
+    def camera(self) -> spec.CameraSpec:
+        """The forward camera (``sim.spec.DrivingEnv``)."""
+        return self.config.camera
+
+    @property
+    def control_rate_hz(self) -> float:
+        """Nominal control steps per simulated second, Hz (``sim.spec.DrivingEnv``)."""
+        return self.config.control_rate_hz
+
+    def make_expert(self) -> spec.Driver:
+        """The privileged pure-pursuit expert for this environment (a ``sim.spec.Driver``)."""
         from sim.carla.expert import CarlaExpert
 
         return CarlaExpert(self)

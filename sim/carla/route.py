@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from liquid_drive.errors import LiquidDriveError
 from sim.carla.convert import wrap_angle, xy_from_carla
 
 
-class RouteError(RuntimeError):
+class RouteError(LiquidDriveError, RuntimeError):
     """The map gave no usable route from the start waypoint."""
 
 

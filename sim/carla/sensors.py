@@ -15,10 +15,11 @@ import time
 from types import ModuleType
 from typing import Any
 
+from liquid_drive.errors import LiquidDriveError
 from sim.spec import CameraSpec
 
 
-class SensorTimeoutError(RuntimeError):
+class SensorTimeoutError(LiquidDriveError, RuntimeError):
     """A camera image for the ticked frame did not arrive in time (or a frame was skipped)."""
 
 
