@@ -150,7 +150,9 @@ def _compare(args: argparse.Namespace, base_root: Path | None, width: int, heigh
         out["ratio"] = round(out["current"]["steps_per_s"] / b["steps_per_s"], 3)
         out["cpu_ratio"] = round(out["current"]["cpu_steps_per_s"] / b["cpu_steps_per_s"], 3)
         # paired ratios (each current run against the baseline run right after it)
-        pairs = [c["steps_per_s"] / p["steps_per_s"] for c, p in zip(current, baseline)]
+        pairs = [
+            c["steps_per_s"] / p["steps_per_s"] for c, p in zip(current, baseline, strict=True)
+        ]
         out["paired_ratios"] = [round(r, 3) for r in pairs]
     return out
 
