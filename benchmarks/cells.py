@@ -32,9 +32,9 @@ import ncps.wirings as ncps_wirings
 import torch
 from torch import nn
 
-from driving.cfc import CfC, WiredCfC
-from driving.ltc import LTC
-from driving.wiring import DEFAULT_STEERING_NCP, NCP
+from driving.model.cfc import CfC, WiredCfC
+from driving.model.ltc import LTC
+from driving.model.wiring import DEFAULT_STEERING_NCP, NCP
 
 INPUTS = 32
 NEURONS = 19

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 import torch
 
-from driving import episodes as ep
-from driving.dataset import WindowConfig, WindowDataset
+from driving.data import episodes as ep
+from driving.data.windows import WindowConfig, WindowDataset
 
 WINDOW_STEPS = 16
 NUM_WINDOWS = 300

@@ -56,8 +56,8 @@ class BenchConfig:
 
 def untrained_checkpoint(folder: Path) -> Path:
     """Saves a randomly initialised cfc-ncp policy (default config) as a checkpoint."""
-    from driving.checkpoint import save_checkpoint
-    from driving.policy import PolicyConfig, SteeringPolicy
+    from driving.model.checkpoint import save_checkpoint
+    from driving.model.policy import PolicyConfig, SteeringPolicy
 
     torch.manual_seed(0)
     policy = SteeringPolicy(PolicyConfig(core="cfc-ncp"))

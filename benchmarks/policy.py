@@ -9,7 +9,7 @@ Usage::
 78x200 RGB frame, ``t_s``) to the float32 curvature command, state carried:
 
 * ``torch_act_ms``: ``SteeringPolicy.act`` in eager torch (``torch.set_num_threads(1)``);
-* ``onnxruntime_act_ms``: ``driving.export.OnnxPolicy.act`` on the exported batch-1 graph
+* ``onnxruntime_act_ms``: ``driving.model.export.OnnxPolicy.act`` on the exported batch-1 graph
   (onnxruntime CPU, ``intra_op_num_threads=1``);
 * ``torch_step_ms`` / ``onnxruntime_run_ms``: the bare computation, tensors/arrays in and out
   (``step_frames`` under ``inference_mode``; ``InferenceSession.run``), i.e. without the
@@ -48,9 +48,9 @@ import onnxruntime  # noqa: E402
 import torch  # noqa: E402
 import tyro  # noqa: E402
 
-from driving.export import OnnxPolicy, export_policy  # noqa: E402
-from driving.policy import CORE_NAMES, PolicyConfig, SteeringPolicy  # noqa: E402
-from driving.rollout import Driver  # noqa: E402
+from driving.model.export import OnnxPolicy, export_policy  # noqa: E402
+from driving.model.policy import CORE_NAMES, PolicyConfig, SteeringPolicy  # noqa: E402
+from driving.rollout.episode import Driver  # noqa: E402
 
 TARGET_TORCH_MS = 2.0
 TARGET_ONNX_MS = 1.0

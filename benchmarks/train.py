@@ -5,7 +5,7 @@ Usage::
     python benchmarks/train.py                     # cfc-ncp, batch 32 x 16 frames, 78x200
     python benchmarks/train.py --model lstm --steps 10 --threads 1
 
-One step is exactly what ``driving.train`` does per batch: uint8 windows from memory ->
+One step is exactly what ``driving.train.trainer`` does per batch: uint8 windows from memory ->
 preprocessing -> augmentation -> conv head -> core -> weighted MSE -> backward -> clipping ->
 Adam. Frames are random (speed does not depend on content). Prints one JSON object;
 ``train_frames_per_s`` is the figure to compare, ``cpu_s_per_step`` shows how much CPU a
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 import tyro
 
-from driving.policy import CoreName, PolicyConfig, SteeringPolicy
-from driving.train import TrainConfig, weighted_mse
+from driving.model.policy import CoreName, PolicyConfig, SteeringPolicy
+from driving.train.trainer import TrainConfig, weighted_mse
 from perception.augment import Augmenter
 
 

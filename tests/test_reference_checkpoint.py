@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 import sim
-from driving.checkpoint import load_policy, read_checkpoint_config
-from driving.policy import PolicyConfig
-from driving.rollout import run_episode
+from driving.model.checkpoint import load_policy, read_checkpoint_config
+from driving.model.policy import PolicyConfig
+from driving.rollout.episode import run_episode
 
 REFERENCE = Path(__file__).resolve().parents[1] / "checkpoints" / "cfc-ncp"
 

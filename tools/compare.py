@@ -7,7 +7,7 @@ Usage::
 Each ``metrics.json`` comes from ``tools/evaluate.py``; models named ``FAMILY-sSEED`` (the
 checkpoint folder names, e.g. ``cfc-ncp-s1``) are grouped by family. Writes ``results.md``
 (the table, mean over seeds with the min-max across them), ``results.json`` and ``seeds.png``
-into ``--out`` and prints the table. See ``driving/compare.py``.
+into ``--out`` and prints the table. See ``driving/evaluate/compare.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 
 import tyro
 
-from driving.compare import CompareConfig, CompareError, compare, render_table
+from driving.evaluate.compare import CompareConfig, CompareError, compare, render_table
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,9 +36,9 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 
 import tyro
 
-from driving.report import EXPERT, build_document, write_metrics, write_report
-from driving.suites import EpisodeSpec
-from driving.visualize import VisualizeConfig, visualize
+from driving.evaluate.report import EXPERT, build_document, write_metrics, write_report
+from driving.evaluate.suites import EpisodeSpec
+from driving.viz.visualize import VisualizeConfig, visualize
 from tools.evaluate import EpisodeJob, model_names, rollout_root, run_jobs
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,12 +10,12 @@ Usage::
     python tools/evaluate.py --suite train-towns --out outputs/eval-expert   # expert only
 
 Each checkpoint (and always the privileged expert, model name ``expert``) drives every
-episode of the suite closed loop (``driving.suites``). In intervention mode (the default) a
+episode of the suite closed loop (``driving.evaluate.suites``). In intervention mode (the default) a
 lane departure is counted and the car is put back on the lane centre, the route continuing
 (the NCP / VISTA real-car protocol); in termination mode a departure ends the episode. While a
 policy drives, the expert is queried on every step for the label ``curvature_expert``.
 
-Output folder: ``metrics.json`` (schema: ``driving/report.py``), ``report.md`` with the
+Output folder: ``metrics.json`` (schema: ``driving/evaluate/report.py``), ``report.md`` with the
 comparison tables, PNG plots (a bar chart per suite; bird's-eye trajectories with the
 departures marked) and ``rollouts/<model>/<suite>/<condition>/`` in the episode format, with
 ``curvature_pred`` and every neuron's state per step (``neuron_000`` ...) for policies.
@@ -48,15 +48,15 @@ import numpy as np
 import tyro
 from tqdm import tqdm
 
-from driving.episodes import (
+from driving.data.episodes import (
     CURVATURE_PRED,
     DatasetInfo,
     EpisodeWriter,
     create_or_open_dataset,
     neuron_column,
 )
-from driving.metrics import metrics_from_columns
-from driving.report import (
+from driving.evaluate.metrics import metrics_from_columns
+from driving.evaluate.report import (
     EXPERT,
     EpisodeResult,
     TrajectoryTrace,
@@ -64,8 +64,7 @@ from driving.report import (
     write_metrics,
     write_report,
 )
-from driving.rollout import run_episode
-from driving.suites import (
+from driving.evaluate.suites import (
     CARLA_SUITES,
     SUITES,
     EpisodeSpec,
@@ -73,6 +72,7 @@ from driving.suites import (
     TownWeatherSplit,
     build_suite,
 )
+from driving.rollout.episode import run_episode
 
 log = logging.getLogger("evaluate")
 
@@ -93,7 +93,7 @@ class EvalConfig:
     checkpoint: tuple[Path, ...] = ()
     """Checkpoint folders to evaluate; none = the expert alone."""
     suite: SuiteName = "train-towns"
-    """Suite to drive (towns, weathers, routes and conditions: driving/suites.py)."""
+    """Suite to drive (towns, weathers, routes and conditions: driving/evaluate/suites.py)."""
     out: Path = Path("outputs/eval")
     """Output folder for metrics.json, report.md, the plots and the rollouts."""
     mode: Literal["intervention", "termination"] = "intervention"
@@ -260,7 +260,7 @@ _POLICIES: dict[str, Any] = {}
 
 def _policy(checkpoint: str) -> Any:
     if checkpoint not in _POLICIES:
-        from driving.checkpoint import load_policy
+        from driving.model.checkpoint import load_policy
 
         policy = load_policy(checkpoint)
         policy.eval()
@@ -305,7 +305,7 @@ def run_job(job: EpisodeJob) -> JobOutput:
     import torch
 
     import sim
-    from driving.episodes import INTERVENTION, X_M, Y_M
+    from driving.data.episodes import INTERVENTION, X_M, Y_M
 
     torch.set_num_threads(job.torch_threads)
     start = time.perf_counter()

@@ -5,13 +5,13 @@ Usage::
     python tools/export.py --checkpoint checkpoints/reference-builtin --out policy.onnx
 
 Writes one ``.onnx`` file (weights inside): (raw uint8 image, neuron state, elapsed time dt_s)
--> (curvature in 1/m, new state), preprocessing included; see ``driving/export.py``. It then
+-> (curvature in 1/m, new state), preprocessing included; see ``driving/model/export.py``. It then
 drives ``--check-steps`` closed-loop steps on random frames with onnxruntime and with torch
 and fails if the curvatures differ by more than ``--tolerance``. ``--dynamic-batch`` exports
 for any batch size (default: batch 1). Prints one JSON line: the file, its size and the
 measured differences. Drive with it in Python::
 
-    from driving.export import OnnxPolicy
+    from driving.model.export import OnnxPolicy
     driver = OnnxPolicy("policy.onnx")   # a Driver: reset(), act(obs, state)
 """
 
@@ -27,7 +27,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 
 import tyro
 
-from driving.export import ExportConfig, export
+from driving.model.export import ExportConfig, export
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,12 +55,12 @@ def summarize(episodes: list[Any], label_bins: int = 41) -> dict[str, Any]:
     """Counts, hours and km per town and weather, outcomes and label statistics.
 
     Args:
-        episodes: ``driving.episodes.Episode`` objects.
+        episodes: ``driving.data.episodes.Episode`` objects.
         label_bins: Number of histogram bins of the label (``curvature_expert``).
     """
     import numpy as np
 
-    from driving import episodes as ep
+    from driving.data import episodes as ep
 
     per: dict[str, dict[str, dict[str, float]]] = {"town": {}, "weather": {}}
     outcomes: Counter[str] = Counter()
@@ -145,7 +145,7 @@ def _plot_labels(episodes: list[Any], summary: dict[str, Any], path: Path) -> No
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from driving import episodes as ep
+    from driving.data import episodes as ep
 
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
     if "label" in summary:
@@ -219,11 +219,11 @@ def inspect_dataset(
         The summary (also written as ``summary.json``).
 
     Raises:
-        driving.episodes.NotADatasetError: If ``data`` is not a dataset.
+        driving.data.episodes.NotADatasetError: If ``data`` is not a dataset.
     """
     import cv2
 
-    from driving import episodes as ep
+    from driving.data import episodes as ep
 
     info = ep.read_info(data)
     salvaged = []
@@ -272,7 +272,7 @@ def main() -> int:
     """Command line entry point; returns the exit status."""
     import tyro
 
-    from driving.episodes import EpisodeFormatError
+    from driving.data.episodes import EpisodeFormatError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:

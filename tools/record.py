@@ -1,4 +1,4 @@
-"""Record expert demonstrations into an episode dataset (``driving/episodes.py`` format).
+"""Record expert demonstrations into an episode dataset (``driving/data/episodes.py`` format).
 
 Usage::
 
@@ -41,8 +41,8 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 import numpy as np
 
 import sim
-from driving import episodes as ep
-from driving.rollout import run_episode
+from driving.data import episodes as ep
+from driving.rollout.episode import run_episode
 from sim.spec import CameraSpec
 from sim.wrappers import NoiseInjection
 
@@ -433,9 +433,9 @@ def record(cfg: RecordConfig) -> RecordSummary:
         The :class:`RecordSummary` of this run (plus the dataset's totals).
 
     Raises:
-        driving.episodes.DatasetMismatchError: If ``cfg.out`` holds a dataset of another
+        driving.data.episodes.DatasetMismatchError: If ``cfg.out`` holds a dataset of another
             format, simulator, camera or control rate.
-        driving.episodes.NotADatasetError: If ``cfg.out`` is a non-empty non-dataset folder.
+        driving.data.episodes.NotADatasetError: If ``cfg.out`` is a non-empty non-dataset folder.
         RuntimeError: If recording an episode failed (the worker's traceback is included).
     """
     from tqdm import tqdm

@@ -8,7 +8,7 @@ Usage::
 
 Writes ``OUT/last/`` (latest checkpoint + train_state.pt), ``OUT/best/`` (lowest validation
 loss), ``OUT/metrics.jsonl`` and ``OUT/tb/`` (TensorBoard). Every option is a field of
-``driving.train.TrainConfig`` (see ``--help``).
+``driving.train.trainer.TrainConfig`` (see ``--help``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 
 import tyro
 
-from driving.train import TrainConfig, train
+from driving.train.trainer import TrainConfig, train
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -33,13 +33,13 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 
 import tyro
 
-from driving.checkpoint import CheckpointError
-from driving.episodes import EpisodeFormatError
-from driving.visualize import VisualizeConfig, VisualizeError, visualize
+from driving.data.episodes import EpisodeFormatError
+from driving.model.checkpoint import CheckpointError
+from driving.viz.visualize import VisualizeConfig, VisualizeError, visualize
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Parses the command line, runs :func:`driving.visualize.visualize`, prints its result."""
+    """Parses the command line, runs :func:`driving.viz.visualize.visualize`, prints its result."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = tyro.cli(VisualizeConfig, args=argv, description=__doc__)
     try:

@@ -2,7 +2,7 @@
 
 import json
 
-from tests.driving.test_compare import _evaluation
+from tests.driving.evaluate.test_compare import _evaluation
 from tools.compare import main
 
 

@@ -6,8 +6,8 @@ import av
 import pytest
 import torch
 
-from driving.checkpoint import save_checkpoint
-from driving.policy import PolicyConfig, SteeringPolicy
+from driving.model.checkpoint import save_checkpoint
+from driving.model.policy import PolicyConfig, SteeringPolicy
 from tools.demo import DemoConfig, DemoError, run_demo
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from driving.suites import (
+from driving.evaluate.suites import (
     BUILTIN_SUITES,
     CARLA_SUITES,
     NOISE_STDS,
@@ -98,7 +98,7 @@ def test_split_must_not_overlap():
 
 
 def test_carla_split_matches_the_carla_backend():
-    from driving.suites import CARLA_SPLIT
+    from driving.evaluate.suites import CARLA_SPLIT
     from sim.carla import suites as carla_suites
 
     assert CARLA_SPLIT.train_towns == carla_suites.TRAIN_TOWNS
@@ -123,7 +123,7 @@ def _quick(tmp_path, **overrides):
 
 
 def test_expert_has_no_interventions_on_every_builtin_suite(tmp_path):
-    from driving.report import load_metrics
+    from driving.evaluate.report import load_metrics
     from tools.evaluate import evaluate
 
     doc = load_metrics(evaluate(_quick(tmp_path, suite="all", route_km=0.05)))
@@ -167,8 +167,8 @@ def untrained_cfc(tmp_path_factory):
     """An untrained cfc-ncp checkpoint (weights from a fixed seed)."""
     import torch
 
-    from driving.checkpoint import save_checkpoint
-    from driving.policy import PolicyConfig, SteeringPolicy
+    from driving.model.checkpoint import save_checkpoint
+    from driving.model.policy import PolicyConfig, SteeringPolicy
 
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("ck") / "cfc-ncp"
@@ -176,9 +176,9 @@ def untrained_cfc(tmp_path_factory):
 
 
 def test_policy_rollouts_neurons_report_and_process_pool(tmp_path, untrained_cfc):
-    from driving import episodes as ep
-    from driving.metrics import metrics_from_columns
-    from driving.report import load_metrics
+    from driving.data import episodes as ep
+    from driving.evaluate.metrics import metrics_from_columns
+    from driving.evaluate.report import load_metrics
     from tools.evaluate import evaluate, plan_jobs, run_job
 
     cfg = _quick(
@@ -224,7 +224,7 @@ def test_policy_rollouts_neurons_report_and_process_pool(tmp_path, untrained_cfc
 
 
 def test_termination_mode_ends_at_the_departure(tmp_path, untrained_cfc):
-    from driving.report import load_metrics
+    from driving.evaluate.report import load_metrics
     from tools.evaluate import evaluate
 
     doc = load_metrics(
@@ -252,7 +252,7 @@ def test_termination_mode_ends_at_the_departure(tmp_path, untrained_cfc):
     __import__("importlib").util.find_spec("ray") is None, reason="needs the ray extra"
 )
 def test_ray_tasks_on_a_local_instance(tmp_path):
-    from driving.report import load_metrics
+    from driving.evaluate.report import load_metrics
     from tools.evaluate import evaluate, plan_jobs, run_job
 
     cfg = _quick(tmp_path, suite="unseen-weathers", route_km=0.05, ray="local")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from driving.checkpoint import save_checkpoint
-from driving.export import OnnxPolicy
-from driving.policy import PolicyConfig, SteeringPolicy
+from driving.model.checkpoint import save_checkpoint
+from driving.model.export import OnnxPolicy
+from driving.model.policy import PolicyConfig, SteeringPolicy
 from tools.export import main
 
 ROOT = Path(__file__).resolve().parents[2]

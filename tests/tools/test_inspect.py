@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from driving import episodes as ep
+from driving.data import episodes as ep
 from tools.inspect import format_summary, inspect_dataset
 
 ROOT = Path(__file__).resolve().parents[2]

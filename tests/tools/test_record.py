@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from driving import episodes as ep
+from driving.data import episodes as ep
 from sim.spec import CameraSpec
 from tools.record import RecordConfig, record
 

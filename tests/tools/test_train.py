@@ -7,8 +7,8 @@ import torch
 import sim
 import tools.record as record
 import tools.train as tool
-from driving.checkpoint import LAST_DIR, load_policy, read_checkpoint_config
-from driving.rollout import run_episode
+from driving.model.checkpoint import LAST_DIR, load_policy, read_checkpoint_config
+from driving.rollout.episode import run_episode
 
 
 @pytest.fixture(autouse=True)

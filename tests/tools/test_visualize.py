@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from driving import episodes as E
-from driving.checkpoint import save_checkpoint
-from driving.policy import PolicyConfig, SteeringPolicy
-from driving.visualize import VisualizeConfig, VisualizeError, replay_with_saliency, visualize
+from driving.data import episodes as E
+from driving.model.checkpoint import save_checkpoint
+from driving.model.policy import PolicyConfig, SteeringPolicy
+from driving.viz.visualize import VisualizeConfig, VisualizeError, replay_with_saliency, visualize
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 8

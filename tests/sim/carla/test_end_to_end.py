@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import sim
-from driving import episodes as ep
-from driving.rollout import run_episode
+from driving.data import episodes as ep
+from driving.rollout.episode import run_episode
 from sim.carla import SUITES, suite_conditions
 from sim.wrappers import NoiseInjection
 from tests.sim.carla import standin

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import sim
-from driving import episodes as ep
-from driving.rollout import run_episode
+from driving.data import episodes as ep
+from driving.rollout.episode import run_episode
 from tests.sim.carla import standin
 
 PIECES = ((40.0, 0.0), (80.0, 0.025), (90.0, -0.03), (120.0, 0.0))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from driving import episodes as ep
+from driving.data import episodes as ep
 from tests.sim.carla import standin
 
 
@@ -34,7 +34,7 @@ def test_record_train_evaluate_through_the_carla_backend(localhost_server, tmp_p
 
     # A few training steps: this checks the plumbing, not the driving skill.
     torch = pytest.importorskip("torch")
-    from driving.train import TrainConfig, train
+    from driving.train.trainer import TrainConfig, train
     from perception.augment import AugmentConfig
 
     threads = torch.get_num_threads()

@@ -1,0 +1,1 @@
+"""Recorded data: the episode dataset format (writer, reader, salvage) and training windows."""

@@ -1,0 +1,1 @@
+"""Closed-loop evaluation: suites, metrics, the evaluation run, reports, comparison over seeds."""

@@ -1,0 +1,363 @@
+"""Compare models across training seeds: one results table from several ``metrics.json``.
+
+One ``tools/evaluate.py`` call evaluates a few checkpoints; a results table wants every model
+over several training seeds. This module reads the ``metrics.json`` of several calls, splits
+each evaluated model's name into a family and a training seed (``cfc-ncp-s1`` -> ``cfc-ncp``,
+seed 1, with the default :data:`SEED_PATTERN`), and gives, per family and suite, the mean over
+seeds and the min-max across seeds of:
+
+- ``interventions_per_km``: each seed's pooled rate (its interventions / its km),
+- ``lateral_error_rms_m`` and ``steering_rate_rms``: each seed's mean across its episodes.
+
+With a single seed the spread shown is the sample standard deviation across that seed's
+episodes instead. The expert is one row: every evaluation drives it again, and since the
+simulator is deterministic its numbers must agree between files (they are checked), so
+files that evaluated different suites, simulators or modes are refused rather than mixed.
+
+``results.json`` (``format`` ``"liquid-drive-seeds"``, ``version`` 1)::
+
+    {"format": "liquid-drive-seeds", "version": 1,
+     "sources": ["checkpoints/results/.../metrics.json", ...],
+     "suites": ["train-towns", ...],
+     "models": [
+       {"model": "cfc-ncp", "seeds": [0, 1, 2],
+        "runs": {"0": "cfc-ncp-s0", ...},             # seed -> name in metrics.json
+        "suites": {"unseen-towns": {"episodes": 54, "distance_km": 324.0,
+                                    "interventions_per_km": {"mean", "std", "min", "max",
+                                                             "n", "values", "episode_std"},
+                                    "lateral_error_rms_m": {...}, "steering_rate_rms": {...}}}}]}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from driving.evaluate.report import EXPERT, ReportError, load_metrics, metric_stats
+from driving.model.policy import CORE_NAMES
+from liquid_drive.errors import LiquidDriveError
+
+FORMAT = "liquid-drive-seeds"
+VERSION = 1
+SEED_PATTERN = r"^(?P<family>.+)-s(?P<seed>\d+)$"
+"""Default model-name pattern: the family, then ``-s`` and the training seed."""
+SUITES: tuple[str, ...] = ("train-towns", "unseen-towns", "unseen-weathers", "noise", "rate")
+"""The builtin suites of the results table, in its column order."""
+METRICS: tuple[str, ...] = ("interventions_per_km", "lateral_error_rms_m", "steering_rate_rms")
+"""What the table compares (the first is pooled per seed, the others are episode means)."""
+
+
+class CompareError(LiquidDriveError, ValueError):
+    """Evaluations that cannot be put in one table (clashing names, differing experts)."""
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Which evaluations to combine and where to write the comparison."""
+
+    metrics: tuple[Path, ...]
+    """``metrics.json`` files of ``tools/evaluate.py``, or the folders that hold them."""
+    out: Path = Path("outputs/compare")
+    """Output folder: ``results.md``, ``results.json`` and ``seeds.png``."""
+    suites: tuple[str, ...] = SUITES
+    """Suites to tabulate, in column order (a suite a model was not driven on shows "–")."""
+    seed_pattern: str = SEED_PATTERN
+    """Regular expression with groups ``family`` and ``seed`` applied to each model name; a
+    name that does not match is its own family with no seed."""
+
+
+@dataclass
+class SeedRun:
+    """One evaluated checkpoint: a family, its training seed and its suite summary rows."""
+
+    family: str
+    seed: int | None
+    model: str
+    """Name of the model in ``metrics.json``."""
+    source: Path
+    """The ``metrics.json`` it came from."""
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per suite, the summary row of group ``"suite"``."""
+
+
+def split_name(name: str, pattern: str = SEED_PATTERN) -> tuple[str, int | None]:
+    """The family and training seed of an evaluated model's name (seed None if no match)."""
+    if name == EXPERT:
+        return EXPERT, None
+    m = re.match(pattern, name)
+    if m is None:
+        return name, None
+    return m.group("family"), int(m.group("seed"))
+
+
+def _metrics_path(path: Path) -> Path:
+    return path / "metrics.json" if path.is_dir() else path
+
+
+def _same_expert(a: SeedRun, b: SeedRun) -> bool:
+    for suite in a.rows.keys() & b.rows.keys():
+        ra, rb = a.rows[suite], b.rows[suite]
+        if ra["n_episodes"] != rb["n_episodes"] or ra["interventions"] != rb["interventions"]:
+            return False
+        if not math.isclose(ra["distance_km"], rb["distance_km"], rel_tol=1e-9, abs_tol=1e-9):
+            return False
+        mean_a = ra["stats"]["lateral_error_rms_m"]["mean"]
+        mean_b = rb["stats"]["lateral_error_rms_m"]["mean"]
+        if not math.isclose(mean_a, mean_b, rel_tol=1e-6, abs_tol=1e-9):
+            return False
+    return True
+
+
+def collect_runs(paths: Sequence[str | Path], pattern: str = SEED_PATTERN) -> list[SeedRun]:
+    """Reads several ``metrics.json`` and returns one :class:`SeedRun` per evaluated model.
+
+    The expert appears once. Args are files or folders holding ``metrics.json``.
+
+    Raises:
+        CompareError: If a file is unreadable, the files differ in simulator or mode, one
+            family and seed is evaluated twice, or the expert's numbers differ between files.
+    """
+    if not paths:
+        raise CompareError("no metrics.json given")
+    runs: list[SeedRun] = []
+    seen: dict[tuple[str, int | None], SeedRun] = {}
+    setting: tuple[Path, str, str] | None = None
+    for p in paths:
+        path = _metrics_path(Path(p))
+        try:
+            doc = load_metrics(path)
+        except ReportError as e:
+            raise CompareError(str(e)) from e
+        if setting is None:
+            setting = (path, doc.get("sim"), doc.get("mode"))
+        elif (doc.get("sim"), doc.get("mode")) != setting[1:]:
+            raise CompareError(
+                f"{path}: sim {doc.get('sim')!r}, mode {doc.get('mode')!r}, but {setting[0]} "
+                f"has sim {setting[1]!r}, mode {setting[2]!r}: not comparable"
+            )
+        for model in doc["models"]:
+            family, seed = split_name(model["name"], pattern)
+            run = SeedRun(family=family, seed=seed, model=model["name"], source=path)
+            for row in doc["summary"]:
+                if row["model"] == model["name"] and row["group"] == "suite":
+                    run.rows[row["suite"]] = row
+            key = (family, seed)
+            if key in seen:
+                if family == EXPERT:
+                    if not _same_expert(seen[key], run):
+                        raise CompareError(
+                            f"the expert's results differ between {seen[key].source} and {path}: "
+                            "they were evaluated on other routes or another simulator version"
+                        )
+                    continue
+                raise CompareError(
+                    f"{model['name']!r} (family {family!r}, seed {seed}) is in both "
+                    f"{seen[key].source} and {path}"
+                )
+            seen[key] = run
+            runs.append(run)
+    return runs
+
+
+def _spread(values: list[float], episode_std: float | None) -> dict[str, Any]:
+    return {
+        **metric_stats(values),
+        "values": [float(v) for v in values],
+        "episode_std": episode_std,
+    }
+
+
+def seed_table(runs: Sequence[SeedRun], suites: Sequence[str] = SUITES) -> list[dict[str, Any]]:
+    """Per family, the statistics over seeds.
+
+    Families come in the order expert, the policy cores (:data:`driving.model.policy.CORE_NAMES`),
+    then any other family in order of appearance.
+
+    Returns:
+        One dict per family: ``model``, ``seeds``, ``runs`` (seed -> model name) and
+        ``suites`` (suite -> ``episodes``, ``distance_km`` and, per name in :data:`METRICS`,
+        ``mean``/``std``/``min``/``max``/``n``/``values`` over seeds and ``episode_std``, the spread
+        across episodes when there is a single seed). Suites a family never drove are absent.
+    """
+    seen = list(dict.fromkeys(r.family for r in runs if r.family != EXPERT))
+    rank = {name: i for i, name in enumerate(CORE_NAMES)}
+    families = [EXPERT, *sorted(seen, key=lambda f: rank.get(f, len(rank)))]  # stable sort
+    table = []
+    for family in families:
+        members = sorted(
+            (r for r in runs if r.family == family), key=lambda r: (r.seed is None, r.seed or 0)
+        )
+        if not members:
+            continue
+        entry: dict[str, Any] = {
+            "model": family,
+            "seeds": [r.seed for r in members if r.seed is not None],
+            "runs": {str(r.seed): r.model for r in members},
+            "suites": {},
+        }
+        for suite in suites:
+            rows = [r.rows[suite] for r in members if suite in r.rows]
+            if not rows:
+                continue
+            cell: dict[str, Any] = {
+                "episodes": int(sum(row["n_episodes"] for row in rows)),
+                "distance_km": float(sum(row["distance_km"] for row in rows)),
+            }
+            for name in METRICS:
+                if name == "interventions_per_km":
+                    values = [row["interventions_per_km"] for row in rows]
+                    std = None
+                else:
+                    values = [row["stats"][name]["mean"] for row in rows]
+                    std = rows[0]["stats"][name]["std"] if len(rows) == 1 else None
+                cell[name] = _spread([v for v in values if v is not None], std)
+            entry["suites"][suite] = cell
+        table.append(entry)
+    return table
+
+
+def _cell(stats: dict[str, Any], digits: int, bold: bool = False) -> str:
+    mean = f"{stats['mean']:.{digits}f}"
+    mean = f"**{mean}**" if bold else mean
+    if stats["n"] > 1:
+        return f"{mean} ({stats['min']:.{digits}f}-{stats['max']:.{digits}f})"
+    if stats["episode_std"] is not None:
+        return f"{mean} ± {stats['episode_std']:.{digits}f}"
+    return mean
+
+
+def render_table(table: Sequence[dict[str, Any]], suites: Sequence[str] = SUITES) -> str:
+    """The markdown results table: interventions per km / lateral error RMS in m per suite.
+
+    A cell with several seeds reads ``mean (min-max)`` over seeds; with one seed the lateral
+    error reads ``mean ± std`` across its episodes.
+    """
+    lines = [
+        "| model | seeds | " + " | ".join(suites) + " |",
+        "|---|---|" + "---|" * len(suites),
+    ]
+    for entry in table:
+        cells = []
+        for suite in suites:
+            cell = entry["suites"].get(suite)
+            if cell is None:
+                cells.append("–")
+                continue
+            ipk = _cell(cell["interventions_per_km"], 2, bold=True)
+            cells.append(f"{ipk} / {_cell(cell['lateral_error_rms_m'], 3)}")
+        seeds = ", ".join(str(s) for s in entry["seeds"]) or "-"
+        lines.append(f"| {entry['model']} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(
+    table: Sequence[dict[str, Any]], sources: Sequence[Path], suites: Sequence[str] = SUITES
+) -> str:
+    """``results.md``: how to read it, the table, the steering-rate table and the sources."""
+    lines = [
+        "# Results over training seeds",
+        "",
+        "Each cell: **interventions per km** / lateral error RMS in m. With several training "
+        "seeds: the mean over seeds (min-max across seeds); with one seed: ± is the standard "
+        "deviation across its episodes. Interventions per km are pooled per seed (its "
+        "interventions / its km); the lateral error is each seed's mean across its episodes.",
+        "",
+        render_table(table, suites),
+        "Steering-rate RMS in 1/(m·s) (smoothness of the command; lower is smoother):",
+        "",
+        "| model | " + " | ".join(suites) + " |",
+        "|---|" + "---|" * len(suites),
+    ]
+    for entry in table:
+        cells = [
+            _cell(entry["suites"][s]["steering_rate_rms"], 3) if s in entry["suites"] else "–"
+            for s in suites
+        ]
+        lines.append(f"| {entry['model']} | " + " | ".join(cells) + " |")
+    lines += ["", "Sources:", ""] + [f"- `{p}`" for p in sources] + [""]
+    lines += ["![interventions and lateral error over seeds](seeds.png)", ""]
+    return "\n".join(lines)
+
+
+def plot_seeds(
+    table: Sequence[dict[str, Any]], path: str | Path, suites: Sequence[str] = SUITES
+) -> Path:
+    """Bars of the mean over seeds with min-max whiskers and one dot per seed, per suite."""
+    from matplotlib.figure import Figure
+
+    panels = (
+        ("interventions_per_km", "interventions per km"),
+        ("lateral_error_rms_m", "lateral error RMS (m)"),
+    )
+    models = [e["model"] for e in table]
+    fig = Figure(figsize=(max(7.0, 1.2 + 0.45 * len(suites) * len(models)), 6.4))
+    axes = fig.subplots(len(panels), 1, sharex=True)
+    width = 0.8 / max(len(models), 1)
+    x = np.arange(len(suites))
+    for ax, (metric, label) in zip(axes, panels, strict=True):
+        for j, entry in enumerate(table):
+            offset = x + (j - (len(models) - 1) / 2) * width
+            means = np.full(len(suites), np.nan)
+            lo = np.zeros(len(suites))
+            hi = np.zeros(len(suites))
+            for i, suite in enumerate(suites):
+                cell = entry["suites"].get(suite)
+                if cell is None:
+                    continue
+                st = cell[metric]
+                means[i] = st["mean"]
+                lo[i], hi[i] = st["mean"] - st["min"], st["max"] - st["mean"]
+                ax.plot(np.full(st["n"], offset[i]), st["values"], "k.", markersize=3, zorder=3)
+            color = "0.55" if entry["model"] == EXPERT else None
+            ax.bar(
+                offset, means, width, yerr=[lo, hi], capsize=2, label=entry["model"], color=color
+            )
+        ax.set_ylabel(label)
+        ax.set_ylim(bottom=0)
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1].set_xticks(x, suites)
+    axes[0].legend(fontsize="small", ncols=min(len(models), 4))
+    axes[0].set_title("mean over training seeds; whiskers min-max; dots: seeds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    return Path(path)
+
+
+def compare(cfg: CompareConfig) -> dict[str, Any]:
+    """Combines the evaluations of ``cfg.metrics`` and writes ``results.md``, ``.json``, PNG.
+
+    Returns:
+        The ``results.json`` document.
+    """
+    try:
+        groups = set(re.compile(cfg.seed_pattern).groupindex)
+    except re.error as e:
+        raise CompareError(
+            f"seed pattern {cfg.seed_pattern!r}: not a regular expression ({e})"
+        ) from e
+    if not {"family", "seed"} <= groups:
+        raise CompareError(
+            f"seed pattern {cfg.seed_pattern!r} needs the groups (?P<family>...) and (?P<seed>...)"
+        )
+    runs = collect_runs(cfg.metrics, cfg.seed_pattern)
+    table = seed_table(runs, cfg.suites)
+    sources = [_metrics_path(Path(p)) for p in cfg.metrics]
+    doc = {
+        "format": FORMAT,
+        "version": VERSION,
+        "sources": [str(p) for p in sources],
+        "suites": list(cfg.suites),
+        "models": table,
+    }
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    (cfg.out / "results.json").write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    (cfg.out / "results.md").write_text(render_markdown(table, sources, cfg.suites))
+    plot_seeds(table, cfg.out / "seeds.png", cfg.suites)
+    return doc

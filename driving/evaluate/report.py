@@ -1,0 +1,579 @@
+"""Evaluation results: aggregation across seeds, ``metrics.json``, the markdown report, plots.
+
+Everything here works from plain data (:class:`EpisodeResult` and the ``metrics.json``
+document), so a report can be rebuilt from a ``metrics.json`` alone; bird's-eye trajectory
+plots additionally take :class:`TrajectoryTrace` objects (x, y and departures per step).
+
+``metrics.json`` schema (``format`` ``"liquid-drive-eval"``, ``version`` 1)::
+
+    {
+      "format": "liquid-drive-eval", "version": 1,
+      "created_utc": "2026-01-01T12:00:00Z",
+      "sim": "builtin",                      # simulator backend
+      "mode": "intervention",                # or "termination"
+      "suite": "all",                        # the suite asked for
+      "models": [                            # the expert reference row first
+        {"name": "expert", "checkpoint": null},
+        {"name": "cfc-ncp", "checkpoint": "/abs/path/to/checkpoint"}
+      ],
+      "episodes": [                          # one per (model, episode spec)
+        {"model": "cfc-ncp",
+         "spec": {"suite", "condition", "town", "weather", "route", "seed", "route_length_m",
+                  "control_rate_hz", "frame_time_jitter", "image_noise_std"},
+         "metrics": {<every driving.evaluate.metrics.EpisodeMetrics field>},
+         "rollout": "rollouts/cfc-ncp/train-towns/episodes/episode_000000" or null}
+      ],
+      "summary": [                           # aggregates across the episodes (seeds, routes)
+        {"model", "suite",
+         "group": "suite" | "condition" | "town" | "weather",
+         "key": null for group "suite", else the condition / town / weather name,
+         "n_episodes", "distance_km", "interventions",    # totals
+         "interventions_per_km",             # pooled: total interventions / total km
+         "km_per_intervention",              # pooled: total km / total interventions, or null
+         "stats": {<metric>: {"mean", "std", "min", "max", "n"}}}   # across episodes
+      ]
+    }
+
+``std`` is the sample standard deviation across episodes (null for fewer than two); metrics
+that are null for an episode (for example ``km_per_intervention`` without interventions) are
+left out of their statistics, and ``n`` says how many episodes entered.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from driving.evaluate.metrics import METRIC_NAMES, EpisodeMetrics
+from driving.evaluate.suites import EpisodeSpec
+from liquid_drive.errors import LiquidDriveError
+
+log = logging.getLogger(__name__)
+
+FORMAT = "liquid-drive-eval"
+VERSION = 1
+EXPERT = "expert"
+"""Model name of the reference row (the privileged expert driving)."""
+GROUPS: tuple[str, ...] = ("suite", "condition", "town", "weather")
+"""Summary groupings, from the coarsest."""
+
+
+class ReportError(LiquidDriveError, ValueError):
+    """A ``metrics.json`` that is not ours or is malformed, or inconsistent results."""
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    """The outcome of one model driving one episode spec."""
+
+    model: str
+    """Model name (``"expert"`` for the reference row)."""
+    spec: EpisodeSpec
+    """What was driven."""
+    metrics: EpisodeMetrics
+    """The episode's metrics."""
+    rollout: str | None = None
+    """Rollout folder relative to the output folder, or None when not written."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form, as stored under ``episodes`` in ``metrics.json``."""
+        return {
+            "model": self.model,
+            "spec": self.spec.to_dict(),
+            "metrics": self.metrics.to_dict(),
+            "rollout": self.rollout,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EpisodeResult:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            model=d["model"],
+            spec=EpisodeSpec(**d["spec"]),
+            metrics=EpisodeMetrics.from_dict(d["metrics"]),
+            rollout=d.get("rollout"),
+        )
+
+
+@dataclass(frozen=True)
+class TrajectoryTrace:
+    """A bird's-eye trajectory for plots: world positions and where departures happened."""
+
+    model: str
+    """Model name."""
+    spec: EpisodeSpec
+    """The episode driven."""
+    x_m: np.ndarray
+    """(N,) world x along the path, m (may be thinned)."""
+    y_m: np.ndarray
+    """(N,) world y along the path, m."""
+    departures_xy_m: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    """(K, 2) world positions of the lane departures (interventions, or the terminating step)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Aggregation
+
+
+def metric_stats(values: Iterable[float | int | bool | None]) -> dict[str, float | int | None]:
+    """Mean, sample std, min and max of the non-null values, with their count ``n``."""
+    arr = np.array([float(v) for v in values if v is not None], dtype=np.float64)
+    if arr.size == 0:
+        return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
+    return {
+        "mean": float(arr.mean()),
+        "std": float(arr.std(ddof=1)) if arr.size > 1 else None,
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+        "n": int(arr.size),
+    }
+
+
+def aggregate(results: Sequence[EpisodeResult]) -> dict[str, Any]:
+    """Totals, pooled rates and per-metric statistics of a group of episodes.
+
+    Args:
+        results: The episodes of one group (one model; one suite, condition, town or weather).
+
+    Returns:
+        ``n_episodes``, ``distance_km``, ``interventions``, pooled ``interventions_per_km`` and
+        ``km_per_intervention`` (null when undefined) and ``stats`` per metric.
+    """
+    if not results:
+        raise ReportError("cannot aggregate an empty group of episodes")
+    km = float(sum(r.metrics.distance_km for r in results))
+    n_int = int(sum(r.metrics.interventions for r in results))
+    return {
+        "n_episodes": len(results),
+        "distance_km": km,
+        "interventions": n_int,
+        "interventions_per_km": n_int / km if km > 0 else None,
+        "km_per_intervention": km / n_int if n_int > 0 else None,
+        "stats": {
+            name: metric_stats(getattr(r.metrics, name) for r in results) for name in METRIC_NAMES
+        },
+    }
+
+
+def _group_key(spec: EpisodeSpec, group: str) -> str | None:
+    return None if group == "suite" else getattr(spec, group)
+
+
+def summarize(results: Sequence[EpisodeResult]) -> list[dict[str, Any]]:
+    """Summary rows per model and suite, and per condition, town and weather within a suite.
+
+    Rows keep the order in which models, suites and keys first appear in ``results``.
+    """
+    groups: dict[tuple[str, str, str, str | None], list[EpisodeResult]] = {}
+    for group in GROUPS:
+        for r in results:
+            key = (r.model, r.spec.suite, group, _group_key(r.spec, group))
+            groups.setdefault(key, []).append(r)
+    order = {g: i for i, g in enumerate(GROUPS)}
+    models = list(dict.fromkeys(r.model for r in results))
+    suites = list(dict.fromkeys(r.spec.suite for r in results))
+    rows = [
+        {"model": m, "suite": s, "group": g, "key": k, **aggregate(rs)}
+        for (m, s, g, k), rs in groups.items()
+    ]
+    rows.sort(
+        key=lambda row: (
+            models.index(row["model"]),
+            suites.index(row["suite"]),
+            order[row["group"]],
+        )
+    )
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics.json
+
+
+def build_document(
+    results: Sequence[EpisodeResult],
+    *,
+    models: Sequence[dict[str, Any]],
+    sim: str,
+    mode: str,
+    suite: str,
+) -> dict[str, Any]:
+    """The ``metrics.json`` document (schema in the module docstring)."""
+    names = [m["name"] for m in models]
+    unknown = sorted({r.model for r in results} - set(names))
+    if unknown:
+        raise ReportError(f"results name models {unknown} that are not in {names}")
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "sim": sim,
+        "mode": mode,
+        "suite": suite,
+        "models": [dict(m) for m in models],
+        "episodes": [r.to_dict() for r in results],
+        "summary": summarize(results),
+    }
+
+
+def write_metrics(doc: dict[str, Any], path: str | Path) -> Path:
+    """Writes ``metrics.json`` (atomically: a temporary file renamed into place)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def load_metrics(path: str | Path) -> dict[str, Any]:
+    """Reads and checks a ``metrics.json``.
+
+    Raises:
+        ReportError: If the file is missing, not JSON, or not a ``liquid-drive-eval`` version 1.
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise ReportError(f"{path}: no such metrics file") from e
+    except json.JSONDecodeError as e:
+        raise ReportError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ReportError(f"{path}: not a {FORMAT} metrics file")
+    if doc.get("version") != VERSION:
+        raise ReportError(f"{path}: metrics version {doc.get('version')!r}, expected {VERSION}")
+    for key in ("models", "episodes", "summary"):
+        if not isinstance(doc.get(key), list):
+            raise ReportError(f"{path}: missing list {key!r}")
+    return doc
+
+
+def results_from_document(doc: dict[str, Any]) -> list[EpisodeResult]:
+    """The episode results stored in a ``metrics.json`` document."""
+    return [EpisodeResult.from_dict(e) for e in doc["episodes"]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _fmt(v: float | None, digits: int = 2) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def _pm(stats: dict[str, Any], digits: int = 2) -> str:
+    if stats["mean"] is None:
+        return "–"
+    if stats["std"] is None:
+        return _fmt(stats["mean"], digits)
+    return f"{_fmt(stats['mean'], digits)} ± {_fmt(stats['std'], digits)}"
+
+
+def _km_per_int(row: dict[str, Any]) -> str:
+    if row["km_per_intervention"] is None:
+        return f"none in {row['distance_km']:.2f} km"
+    return _fmt(row["km_per_intervention"], 2)
+
+
+MAIN_COLUMNS = (
+    "| model | condition | episodes | km | interv. | interv./km | km / interv. | route compl. "
+    "| lat. err. mean (m) | lat. err. RMS (m) | lat. err. max (m) | heading err. (deg) "
+    "| steering rate RMS (1/(m·s)) |"
+)
+
+
+def _main_row(row: dict[str, Any], condition: str) -> str:
+    st = row["stats"]
+    cells = [
+        f"**{row['model']}**" if row["model"] == EXPERT else row["model"],
+        condition,
+        str(row["n_episodes"]),
+        _fmt(row["distance_km"], 2),
+        str(row["interventions"]),
+        _fmt(row["interventions_per_km"], 2),
+        _km_per_int(row),
+        _pm(st["route_completion"], 2),
+        _pm(st["lateral_error_mean_m"], 3),
+        _pm(st["lateral_error_rms_m"], 3),
+        _pm(st["lateral_error_max_m"], 2),
+        _pm(st["heading_error_mean_deg"], 2),
+        _pm(st["steering_rate_rms"], 4),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def plot_filename(kind: str, *parts: str) -> str:
+    """A safe PNG file name such as ``bars_train-towns.png``."""
+    slug = "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", p).strip("-") for p in (kind, *parts))
+    return f"{slug}.png"
+
+
+def render_markdown(doc: dict[str, Any], plots: dict[str, list[str]] | None = None) -> str:
+    """The markdown report: overview, per-suite comparison tables, breakdowns and plots.
+
+    Args:
+        doc: A ``metrics.json`` document.
+        plots: Per suite, the PNG file names (relative to the report) to show under it.
+
+    Returns:
+        The report text.
+    """
+    plots = plots or {}
+    rows = doc["summary"]
+    models = [m["name"] for m in doc["models"]]
+    suites = list(dict.fromkeys(r["suite"] for r in rows))
+    lines = [
+        "# Closed-loop evaluation",
+        "",
+        f"Simulator `{doc['sim']}`, {doc['mode']} mode, suite `{doc['suite']}`, "
+        f"created {doc['created_utc']}. Error bars and ± are the sample standard deviation "
+        "across episodes (routes and seeds); rates per km are pooled over the episodes. The "
+        "expert is the privileged reference driver.",
+        "",
+        "Models:",
+        "",
+    ]
+    for m in doc["models"]:
+        lines.append(
+            f"- `{m['name']}`: "
+            + (f"`{m['checkpoint']}`" if m["checkpoint"] else "privileged expert (reference)")
+        )
+    lines += ["", "## Overview: interventions per km", ""]
+    lines.append("| model | " + " | ".join(suites) + " |")
+    lines.append("|---" * (len(suites) + 1) + "|")
+    index = {(r["model"], r["suite"], r["group"], r["key"]): r for r in rows}
+    for m in models:
+        cells = [
+            _fmt(index[(m, s, "suite", None)]["interventions_per_km"], 2)
+            if (m, s, "suite", None) in index
+            else "–"
+            for s in suites
+        ]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+
+    for s in suites:
+        lines += ["", f"## Suite `{s}`", "", MAIN_COLUMNS, "|---" * 13 + "|"]
+        conditions = list(
+            dict.fromkeys(r["key"] for r in rows if r["suite"] == s and r["group"] == "condition")
+        )
+        for m in models:
+            if (m, s, "suite", None) not in index:
+                continue
+            if len(conditions) > 1:
+                for c in conditions:
+                    if (m, s, "condition", c) in index:
+                        lines.append(_main_row(index[(m, s, "condition", c)], c))
+            else:
+                lines.append(_main_row(index[(m, s, "suite", None)], conditions[0]))
+        for group in ("town", "weather"):
+            keys = list(
+                dict.fromkeys(r["key"] for r in rows if r["suite"] == s and r["group"] == group)
+            )
+            if len(keys) < 2:
+                continue
+            lines += ["", f"Interventions per km (lateral RMS in m) by {group}:", ""]
+            lines.append("| model | " + " | ".join(keys) + " |")
+            lines.append("|---" * (len(keys) + 1) + "|")
+            for m in models:
+                cells = []
+                for k in keys:
+                    r = index.get((m, s, group, k))
+                    cells.append(
+                        "–"
+                        if r is None
+                        else f"{_fmt(r['interventions_per_km'], 2)} "
+                        f"({_fmt(r['stats']['lateral_error_rms_m']['mean'], 3)})"
+                    )
+                lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        for png in plots.get(s, []):
+            lines += ["", f"![{png}]({png})"]
+    rollouts = [e for e in doc["episodes"] if e.get("rollout")]
+    if rollouts:
+        lines += [
+            "",
+            "## Rollouts",
+            "",
+            "Episode format with `curvature_pred` and the neuron states per step; draw one "
+            "with `python tools/visualize.py --rollout <folder> --checkpoint <checkpoint>`.",
+            "",
+            "| model | suite | condition | town | weather | route | interv. | folder |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for e in rollouts:
+            sp = e["spec"]
+            lines.append(
+                f"| {e['model']} | {sp['suite']} | {sp['condition']} | {sp['town']} | "
+                f"{sp['weather']} | {sp['route']} | {e['metrics']['interventions']} | "
+                f"`{e['rollout']}` |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots (matplotlib's object API, no pyplot and no global backend switch)
+
+
+def plot_suite_bars(doc: dict[str, Any], suite: str, path: str | Path) -> Path:
+    """Bar chart of one suite: interventions per km, lateral RMS and steering rate per model.
+
+    The bars are grouped by condition (noise level, control rate), or by town for a suite
+    with one condition. Bars are per-episode means with the sample standard deviation as
+    error bars.
+    """
+    from matplotlib.figure import Figure
+
+    models = [m["name"] for m in doc["models"]]
+    ours = [r for r in doc["summary"] if r["suite"] == suite]
+    if not ours:
+        raise ReportError(f"no results for suite {suite!r}")
+    n_conditions = len({r["key"] for r in ours if r["group"] == "condition"})
+    group = "condition" if n_conditions > 1 else "town"
+    rows = [r for r in ours if r["group"] == group]
+    conditions = list(dict.fromkeys(r["key"] for r in rows))
+    index = {(r["model"], r["key"]): r for r in rows}
+    panels = (
+        ("interventions_per_km", "interventions per km"),
+        ("lateral_error_rms_m", "lateral error RMS (m)"),
+        ("steering_rate_rms", "steering rate RMS (1/(m·s))"),
+    )
+    fig = Figure(figsize=(max(6.0, 2.0 + 0.8 * len(conditions) * max(len(models), 2)), 3.4 * 3))
+    axes = fig.subplots(len(panels), 1, sharex=True)
+    width = 0.8 / len(models)
+    x = np.arange(len(conditions))
+    for ax, (metric, label) in zip(axes, panels, strict=True):
+        for j, m in enumerate(models):
+            means, errs = [], []
+            for c in conditions:
+                st = index[(m, c)]["stats"][metric] if (m, c) in index else None
+                means.append(np.nan if st is None or st["mean"] is None else st["mean"])
+                errs.append(0.0 if st is None or st["std"] is None else st["std"])
+            color = "0.55" if m == EXPERT else None
+            ax.bar(
+                x + (j - (len(models) - 1) / 2) * width,
+                means,
+                width,
+                yerr=errs,
+                capsize=3,
+                label=m,
+                color=color,
+            )
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_ylim(bottom=0)
+    axes[-1].set_xticks(x, conditions)
+    axes[0].legend(fontsize="small", ncols=min(len(models), 4))
+    axes[0].set_title(f"suite {suite}, by {group}: mean ± std across episodes")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    return Path(path)
+
+
+def plot_trajectories(
+    traces: Sequence[TrajectoryTrace], path: str | Path, *, title: str, max_panels: int = 12
+) -> Path:
+    """Bird's-eye trajectories, one panel per episode, every model overlaid, departures marked.
+
+    Args:
+        traces: Trajectories of several models on the same episodes (matched by spec).
+        path: PNG to write.
+        title: Figure title.
+        max_panels: At most this many episodes are drawn (the first ones).
+    """
+    from matplotlib.figure import Figure
+
+    if not traces:
+        raise ReportError("no trajectories to plot")
+    episodes = list(dict.fromkeys(t.spec for t in traces))[:max_panels]
+    models = list(dict.fromkeys(t.model for t in traces))
+    cols = min(len(episodes), 3)
+    rows = math.ceil(len(episodes) / cols)
+    fig = Figure(figsize=(4.2 * cols, 4.0 * rows + 0.6))
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).reshape(-1)
+    palette = ["tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown"]
+    colors = {}
+    for m in models:
+        colors[m] = "0.5" if m == EXPERT else palette[len(colors) % len(palette)]
+    for k, (ax, spec) in enumerate(zip(axes[: len(episodes)], episodes, strict=True)):
+        for t in (t for t in traces if t.spec == spec):
+            expert = t.model == EXPERT
+            ax.plot(
+                t.x_m,
+                t.y_m,
+                color=colors[t.model],
+                lw=2.5 if expert else 1.2,
+                ls="--" if expert else "-",
+                label=t.model,
+                zorder=1 if expert else 2,
+            )
+            if len(t.departures_xy_m):
+                ax.scatter(
+                    t.departures_xy_m[:, 0],
+                    t.departures_xy_m[:, 1],
+                    marker="X",
+                    s=55,
+                    color=colors[t.model],
+                    edgecolors="k",
+                    linewidths=0.6,
+                    zorder=3,
+                    label=f"{t.model} departure",
+                )
+            ax.plot(t.x_m[:1], t.y_m[:1], "o", color="k", ms=4, zorder=3)
+        ax.set_title(
+            f"{spec.town} / {spec.weather} / route {spec.route}\n{spec.condition}", fontsize="small"
+        )
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_xlabel("x (m)")
+        ax.set_ylabel("y (m)")
+        ax.grid(alpha=0.3)
+        if k == 0:
+            ax.legend(fontsize="x-small", loc="best")
+    for ax in axes[len(episodes) :]:
+        ax.set_visible(False)
+    fig.suptitle(f"{title} (start: black dot; departures: X in the model's colour)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    return Path(path)
+
+
+def write_report(
+    doc: dict[str, Any],
+    out_dir: str | Path,
+    traces: Sequence[TrajectoryTrace] = (),
+) -> Path:
+    """Writes ``report.md`` and its plots (a bar chart per suite, trajectories per condition).
+
+    Args:
+        doc: A ``metrics.json`` document.
+        out_dir: Output folder (created if needed).
+        traces: Optional trajectories for the bird's-eye plots.
+
+    Returns:
+        The path of ``report.md``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    suites = list(dict.fromkeys(r["suite"] for r in doc["summary"]))
+    plots: dict[str, list[str]] = {s: [] for s in suites}
+    for s in suites:
+        name = plot_filename("bars", s)
+        plot_suite_bars(doc, s, out_dir / name)
+        plots[s].append(name)
+        conditions = list(dict.fromkeys(t.spec.condition for t in traces if t.spec.suite == s))
+        for c in conditions:
+            chosen = [t for t in traces if t.spec.suite == s and t.spec.condition == c]
+            name = plot_filename("trajectories", s, c)
+            plot_trajectories(chosen, out_dir / name, title=f"{s} / {c}")
+            plots[s].append(name)
+    path = out_dir / "report.md"
+    path.write_text(render_markdown(doc, plots))
+    log.info("wrote %s and %d plots", path, sum(len(p) for p in plots.values()))
+    return path

@@ -1,0 +1,1 @@
+"""Driving in a simulator: one closed-loop episode, the parallel runner, and recording."""

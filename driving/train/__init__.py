@@ -1,0 +1,1 @@
+"""Imitation learning: the training loop, its config and its resumable state."""

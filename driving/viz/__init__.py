@@ -1,0 +1,1 @@
+"""Seeing inside the network: neuron layouts, panels, video, saliency replay, TensorBoard."""

@@ -1,0 +1,91 @@
+"""driving/evaluate/compare.py and tools/compare.py: one table over seeds from several files."""
+
+from pathlib import Path
+
+import pytest
+
+from driving.evaluate.compare import (
+    CompareConfig,
+    CompareError,
+    collect_runs,
+    compare,
+    render_table,
+    seed_table,
+    split_name,
+)
+from driving.evaluate.report import EXPERT, EpisodeResult, build_document, write_metrics
+from driving.evaluate.suites import EpisodeSpec
+from tests.driving.evaluate.test_report import _metrics
+
+
+def _evaluation(
+    path: Path,
+    models: dict[str, list[tuple[int, float]]],
+    expert_lat: float = 0.01,
+    mode="intervention",
+) -> Path:
+    """Writes a metrics.json: per model, (interventions, lateral offset) of its two episodes
+    of suite unseen-towns; the expert drives the same two episodes."""
+    results = []
+    for name, episodes in {EXPERT: [(0, expert_lat)] * 2, **models}.items():
+        for route, (n_int, lat) in enumerate(episodes):
+            spec = EpisodeSpec("unseen-towns", "clean", "desert", "clear_noon", route, 7001, 1000.0)
+            results.append(EpisodeResult(name, spec, _metrics(interventions=n_int, lat=lat)))
+    names = [{"name": EXPERT, "checkpoint": None}] + [
+        {"name": n, "checkpoint": f"/runs/{n}"} for n in models
+    ]
+    doc = build_document(results, models=names, sim="builtin", mode=mode, suite="unseen-towns")
+    path.mkdir(parents=True, exist_ok=True)
+    return write_metrics(doc, path / "metrics.json")
+
+
+def test_split_name_into_family_and_seed():
+    assert split_name("cfc-ncp-s12") == ("cfc-ncp", 12)
+    assert split_name("lstm") == ("lstm", None)
+    assert split_name(EXPERT) == (EXPERT, None)
+    assert split_name("gru_seed3", r"^(?P<family>.+)_seed(?P<seed>\d+)$") == ("gru", 3)
+
+
+def test_seeds_are_pooled_per_seed_then_spread_across_seeds(tmp_path):
+    a = _evaluation(tmp_path / "a", {"cfc-ncp-s0": [(1, 0.2), (1, 0.2)], "gru-s0": [(0, 0.1)] * 2})
+    b = _evaluation(tmp_path / "b", {"cfc-ncp-s1": [(3, 0.4), (3, 0.4)]})
+    table = seed_table(collect_runs([a, b.parent]), ["unseen-towns", "noise"])
+    assert [e["model"] for e in table] == [EXPERT, "cfc-ncp", "gru"]
+    cfc = table[1]
+    assert cfc["seeds"] == [0, 1] and cfc["runs"] == {"0": "cfc-ncp-s0", "1": "cfc-ncp-s1"}
+    ipk = cfc["suites"]["unseen-towns"]["interventions_per_km"]
+    km = cfc["suites"]["unseen-towns"]["distance_km"] / 2  # per seed
+    assert ipk["values"] == pytest.approx([2 / km, 6 / km])
+    assert ipk["mean"] == pytest.approx(4 / km) and ipk["n"] == 2
+    lat = cfc["suites"]["unseen-towns"]["lateral_error_rms_m"]
+    assert (lat["min"], lat["max"]) == pytest.approx((0.2, 0.4))
+    assert "noise" not in cfc["suites"]  # never driven: no numbers invented
+
+    text = render_table(table, ["unseen-towns", "noise"])
+    row = next(line for line in text.splitlines() if line.startswith("| cfc-ncp |"))
+    assert f"**{4 / km:.2f}** ({2 / km:.2f}-{6 / km:.2f}) / 0.300 (0.200-0.400) | – |" in row
+    gru = next(line for line in text.splitlines() if line.startswith("| gru | 0 |"))
+    assert "**0.00** / 0.100 ± 0.000" in gru  # one seed: the spread across its episodes
+
+
+def test_families_follow_the_policy_cores_then_appearance(tmp_path):
+    runs = {"mine-s0": [(0, 0.1)] * 2, "lstm-s0": [(0, 0.1)] * 2, "cfc-ncp-s3": [(0, 0.1)] * 2}
+    table = seed_table(collect_runs([_evaluation(tmp_path / "a", runs)]), ["unseen-towns"])
+    assert [e["model"] for e in table] == [EXPERT, "cfc-ncp", "lstm", "mine"]
+
+
+def test_clashing_or_incomparable_evaluations_are_refused_with_both_files(tmp_path):
+    a = _evaluation(tmp_path / "a", {"cfc-ncp-s0": [(1, 0.2)] * 2})
+    twice = _evaluation(tmp_path / "b", {"cfc-ncp-s0": [(1, 0.2)] * 2})
+    with pytest.raises(CompareError, match=r"cfc-ncp-s0.*in both .*a/metrics.json and .*b/"):
+        collect_runs([a, twice])
+    other_expert = _evaluation(tmp_path / "c", {"lstm-s0": [(0, 0.1)] * 2}, expert_lat=0.3)
+    with pytest.raises(CompareError, match=r"expert's results differ between .*a/.* and .*c/"):
+        collect_runs([a, other_expert])
+    other_mode = _evaluation(tmp_path / "d", {"lstm-s0": [(0, 0.1)] * 2}, mode="termination")
+    with pytest.raises(CompareError, match=r"mode 'termination'.*not comparable"):
+        collect_runs([a, other_mode])
+    with pytest.raises(CompareError, match="no such metrics file"):
+        collect_runs([tmp_path / "missing"])
+    with pytest.raises(CompareError, match="groups"):
+        compare(CompareConfig(metrics=(a,), out=tmp_path / "o", seed_pattern=r"(.+)-s(\d+)"))

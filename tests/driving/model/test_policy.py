@@ -1,0 +1,175 @@
+import numpy as np
+import pytest
+import torch
+
+from driving.model.policy import (
+    CORE_NAMES,
+    PolicyConfig,
+    PolicyConfigError,
+    PolicyError,
+    PolicyState,
+    SteeringPolicy,
+)
+from driving.rollout.episode import Driver
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _policy(core: str, seed: int = 0) -> SteeringPolicy:
+    torch.manual_seed(seed)
+    return SteeringPolicy(PolicyConfig(core=core)).eval()
+
+
+def _frames(b: int, t: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (b, t, 78, 200, 3), dtype=torch.uint8, generator=g)
+
+
+@pytest.mark.parametrize("core", CORE_NAMES)
+def test_unrolling_step_equals_forward(core):
+    policy = _policy(core)
+    frames = _frames(2, 4)
+    dt = torch.tensor([[0.05, 0.05, 0.1, 0.04], [0.05, 0.07, 0.05, 0.05]])
+    with torch.no_grad():
+        curv, states = policy(frames, dt)
+        h, steps, hs = None, [], []
+        for t in range(4):
+            c, h = policy.step_frames(frames[:, t], dt[:, t], h)
+            steps.append(c)
+            hs.append(h)
+    assert curv.shape == (2, 4) and states.shape == (2, 4, policy.state_size)
+    # Same operations; the conv head on 8 frames vs 2 frames may round differently in oneDNN.
+    torch.testing.assert_close(torch.stack(steps, 1), curv, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(torch.stack(hs, 1), states, rtol=1e-5, atol=1e-6)
+
+
+def test_parameter_counts_per_part():
+    for core in CORE_NAMES:
+        counts = _policy(core).parameter_counts()
+        assert counts["conv_head"] == 79_420
+        assert counts["total"] == counts["conv_head"] + counts["core"] + counts["readout"]
+    ncp = _policy("cfc-ncp").parameter_counts()
+    assert ncp["readout"] == 2  # a linear map of the single motor neuron
+    assert ncp["core_connected"] < ncp["core"]
+
+
+def test_default_label_scale_lets_the_single_motor_neuron_command_tight_bends():
+    # A CfC state is a gated mix of two tanh heads, so the motor neuron stays within (-1, 1)
+    # even for absurd inputs; the command's reach is then |readout gain| / label_scale.
+    policy = _policy("cfc-ncp")
+    x = 1e3 * torch.randn(4, 50, policy.core.input_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        y, _ = policy.core(x, torch.ones(4, 50), None)
+    assert y.shape[-1] == 1 and y.abs().max() < 1.0
+    reach_per_m = policy.readout.weight.abs().item() / policy.config.label_scale
+    assert reach_per_m >= 0.05  # a 20 m bend at the start of training (100 gave 0.01)
+
+
+def test_neuron_names_and_groups():
+    ncp = _policy("cfc-ncp")
+    assert ncp.state_size == 19 and len(ncp.neuron_names) == 19
+    assert [ncp.neuron_groups.count(g) for g in ("inter", "command", "motor")] == [12, 6, 1]
+    assert ncp.neuron_groups[-1] == "motor"
+    lstm = _policy("lstm")
+    assert lstm.state_size == 128 and set(lstm.neuron_groups) == {"hidden"}
+    assert lstm.neuron_names[64] == "c0"
+    assert _policy("cnn").state_size == 0
+    assert _policy("cfc-dense").state_size == 19
+
+
+def test_continuous_cores_use_elapsed_time_discrete_ones_do_not():
+    frames = _frames(1, 3)
+    with torch.no_grad():
+        for core, uses_time in (("cfc-ncp", True), ("ltc-ncp", True), ("gru", False)):
+            policy = _policy(core)
+            a, _ = policy(frames, torch.full((1, 3), 0.05))
+            b, _ = policy(frames, torch.full((1, 3), 0.2))
+            assert (not torch.equal(a, b)) == uses_time, core
+
+
+def _obs(image, t_s):
+    return {
+        "image": image,
+        "speed_mps": np.array([8.0], np.float32),
+        "t_s": np.array([t_s], np.float64),
+    }
+
+
+def test_driver_protocol_uses_timestamp_differences():
+    policy = _policy("cfc-ncp")
+    assert isinstance(policy, Driver)
+    frames = _frames(1, 3)
+    times = [3.0, 3.05, 3.15]
+    state = policy.reset()
+    assert isinstance(state, PolicyState) and state.h is None
+    actions = []
+    for k, t_s in enumerate(times):
+        action, state = policy.act(_obs(frames[0, k].numpy(), t_s), state)
+        assert action.dtype == np.float32 and action.shape == (1,)
+        actions.append(float(action[0]))
+    assert state.t_s == 3.15
+    assert policy.neuron_states(state).shape == (19,)
+    dt = torch.tensor([[policy.config.first_step_dt_s, 0.05, 0.1]])
+    with torch.no_grad():
+        curv, states = policy(frames, dt)
+    np.testing.assert_allclose(actions, curv[0].numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(policy.neuron_states(state), states[0, -1].numpy(), atol=1e-6)
+
+
+def test_closed_loop_errors_are_clear():
+    policy = _policy("gru")
+    image = _frames(1, 1)[0, 0].numpy()
+    state = policy.act(_obs(image, 1.0), policy.reset())[1]
+    with pytest.raises(PolicyError, match="t_s must increase"):
+        policy.act(_obs(image, 1.0), state)
+    with pytest.raises(PolicyError, match="uint8"):
+        policy.act(_obs(image.astype(np.float32), 2.0), state)
+    with pytest.raises(ValueError, match="66x200"):
+        policy.act(_obs(np.zeros((66, 200, 3), np.uint8), 2.0), state)
+
+
+def test_training_augmentation_is_applied_only_when_passed():
+    from perception.augment import Augmenter
+
+    policy = _policy("cnn")
+    frames = _frames(2, 2)
+    dt = torch.full((2, 2), 0.05)
+    with torch.no_grad():
+        plain, _ = policy(frames, dt)
+        torch.manual_seed(0)
+        aug, _ = policy(frames, dt, augment=Augmenter().train())
+        off, _ = policy(frames, dt, augment=Augmenter().eval())
+    assert not torch.equal(plain, aug)
+    assert torch.equal(plain, off)
+
+
+def test_config_round_trip_and_validation():
+    cfg = PolicyConfig(core="lstm", rnn_units=8, wiring_seed=3)
+    assert PolicyConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(PolicyConfigError, match="core must be one of"):
+        PolicyConfig(core="transformer")
+    with pytest.raises(PolicyConfigError, match="unknown"):
+        PolicyConfig.from_dict({**cfg.to_dict(), "extra": 1})
+    from perception.preprocess import PreprocessSpec
+
+    with pytest.raises(PolicyConfigError, match="conv head takes 78x200"):
+        PolicyConfig(preprocess=PreprocessSpec(output_height_px=66))
+    with pytest.raises(PolicyConfigError, match="label_scale"):
+        PolicyConfig(label_scale=0.0)
+
+
+def test_chunked_features_equal_a_single_pass():
+    from driving.model.policy import CHUNK_FRAMES
+
+    policy = _policy("cnn")
+    frames = _frames(CHUNK_FRAMES // 8 + 3, 8)  # more windows than one chunk holds
+    with torch.no_grad():
+        chunked = policy.features(frames)
+        whole = policy.head(policy.preprocess(frames.flatten(0, 1))).view(*frames.shape[:2], -1)
+    torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)
