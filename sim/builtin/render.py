@@ -21,10 +21,11 @@ from operator import itemgetter
 import cv2
 import numpy as np
 
+from sim.builtin.billboards import DRAW, SHIFT
 from sim.builtin.camera import CameraModel
 from sim.builtin.roads import Road
 from sim.builtin.texture import GroundTexture
-from sim.builtin.towns import PROP_KINDS, Backdrop, PropSet
+from sim.builtin.towns import Backdrop, PropSet
 from sim.builtin.weather import Weather
 
 VIEW_DISTANCE_M = 120.0
@@ -38,9 +39,8 @@ _NOISE_BANK = 8
 """Number of stored sensor-noise fields per episode."""
 _NOISE_ROWS = 16
 """Extra rows of each stored noise field (random vertical offsets)."""
-_SHIFT = 4
+_SHIFT = SHIFT
 _ONE = 1 << _SHIFT
-_KIND = {name: i for i, name in enumerate(PROP_KINDS)}
 _FIRST = itemgetter(0)
 
 
@@ -119,17 +119,43 @@ class Renderer:
         )
         self._far = self._buf_ss[self.row0 :]
         self._img4 = np.empty((H, W, 4), np.uint8)
-        self._top = self._img4[: self.split]
         self._near = self._img4[self.split :]
         self._img = np.empty((H, W, 3), np.uint8)
+        # INTER_AREA at an integer factor averages disjoint ss x ss blocks, so the output rows
+        # above row0 // ss (sky, skyline, haze band) are downsampled ahead: once, or with a
+        # skyline once per column phase of its panorama
+        self._j0 = self.row0 // ss
+        """Output rows above this one never see the far ground."""
+        self._top = self._img4[self._j0 : self.split]
+        self._buf_top = self._buf_ss[self._j0 * ss :]
+        self._pano_ds: list[np.ndarray] = []
+        self._pano_k0: int | None = None
+        if self._pano is None:
+            static = self._buf_ss[: self._j0 * ss]
+            self._img4[: self._j0] = cv2.resize(static, (W, self._j0), interpolation=cv2.INTER_AREA)
+        else:
+            full = np.repeat(self._buf_ss[: self._j0 * ss, :1], self._pano.shape[1], axis=1)
+            rows = min(self._sky_rows, self._j0 * ss)
+            full[:rows] = self._pano[:rows]
+            for phase in range(ss):
+                n = (full.shape[1] - phase) // ss
+                part = full[:, phase : phase + n * ss]
+                self._pano_ds.append(
+                    cv2.resize(part, (n, self._j0), interpolation=cv2.INTER_AREA)
+                    if self._j0 > 0
+                    else np.zeros((0, n, 4), np.uint8)
+                )
         self._fbuf = np.empty((H, W, 3), np.float32)
         self._noise_buf = np.empty((H, W, 3), np.float32)
         self._noise_bank: np.ndarray | None = None
         self._gain, self._add = self._make_light_maps()
+        unlit = np.all((self._gain == 1.0) & (self._add == 0.0), axis=(1, 2))
+        self._lit_row = int(np.argmin(unlit)) if not unlit.all() else H
+        """Rows above this one have gain 1 and offset 0 (sky): the light map leaves them be."""
         R = camera.R.tolist()
         self._cull = (*R[0], *R[1], *R[2], *camera.C.tolist(), camera.f, camera.cx, camera.cy)
         self._light32 = np.asarray(weather.light, np.float32)[None, None, :]
-        self._haze32 = np.asarray(weather.haze_colour, np.float32)
+        self._haze = np.asarray(weather.haze_colour, np.float32).tolist()
         self.props = props
         self._rain = self._make_rain(rain_seed) if weather.rain > 0 else None
         self._border = (*(float(c) for c in texture.mean_ground), 0.0)
@@ -155,7 +181,11 @@ class Renderer:
         self._props_kind = props.kind.tolist()
         # the colours under the ambient light (float32, as in the per-frame formula); with
         # headlights the light depends on the position and is applied per frame
-        self._props_lit = None if self.weather.headlights else props.colour * self._light32
+        self._props_lit = (
+            None
+            if self.weather.headlights
+            else (props.colour * self._light32).reshape(-1, 9).tolist()
+        )
 
     # -----------------------------------------------------------------------------------------
     # per-episode precomputation
@@ -290,7 +320,15 @@ class Renderer:
             pw = self._pano.shape[1] - buf.shape[1]
             az = yaw + self.cam_ss.yaw
             k0 = round(pw - 1 - self.cam_ss.cx - az * self.cam_ss.f) % pw
-            np.copyto(buf[: self._sky_rows], self._pano[:, k0 : k0 + buf.shape[1]])
+            if k0 != self._pano_k0:
+                self._pano_k0 = k0
+                ss = self.cam_ss.ss
+                j0, W = self._j0, self._img4.shape[1]
+                m = k0 // ss
+                np.copyto(self._img4[:j0], self._pano_ds[k0 % ss][:, m : m + W])
+                r0 = j0 * ss  # skyline rows that share an output row with the far ground
+                if r0 < self._sky_rows:
+                    np.copyto(buf[r0 : self._sky_rows], self._pano[r0:, k0 : k0 + buf.shape[1]])
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         far, near = self._far, self._near
         if far.shape[0] > 0:
@@ -304,7 +342,9 @@ class Renderer:
                 borderValue=self._border,
             )
         top = self._top
-        cv2.resize(buf, (top.shape[1], top.shape[0]), dst=top, interpolation=cv2.INTER_AREA)
+        cv2.resize(
+            self._buf_top, (top.shape[1], top.shape[0]), dst=top, interpolation=cv2.INTER_AREA
+        )
         if near.shape[0] > 0:
             cv2.warpPerspective(
                 tile.rgba,
@@ -316,15 +356,19 @@ class Renderer:
                 borderValue=self._border,
             )
         img = cv2.cvtColor(self._img4, cv2.COLOR_RGBA2RGB, dst=self._img)
-        fb = self._fbuf
-        np.multiply(img, self._gain, out=fb)
-        np.add(fb, self._add, out=fb)
-        std = math.hypot(noise_std, self.weather.grain_std)
-        if std > 0 and rng is not None:
-            fb += self._noise(rng) * np.float32(255.0 * std)
-            np.maximum(fb, 0.0, out=fb)
         out = np.empty_like(img)
-        cv2.convertScaleAbs(fb, dst=out)  # saturates at 255; fb >= 0 (gain, offset >= 0)
+        std = math.hypot(noise_std, self.weather.grain_std)
+        noisy = std > 0 and rng is not None
+        r = 0 if noisy else self._lit_row  # img * 1 + 0 is img: copy the unlit rows
+        out[:r] = img[:r]
+        if r < out.shape[0]:
+            fb = self._fbuf[r:]
+            np.multiply(img[r:], self._gain[r:], out=fb)
+            np.add(fb, self._add[r:], out=fb)
+            if noisy:
+                fb += self._noise(rng) * np.float32(255.0 * std)
+                np.maximum(fb, 0.0, out=fb)
+            cv2.convertScaleAbs(fb, dst=out[r:])  # saturates at 255 (fb >= 0: gain, offset >= 0)
         self._draw_props(out, x, y, c, sn, s)
         if self._rain is not None and rng is not None:
             cv2.add(out, self._rain[int(rng.integers(len(self._rain)))], dst=out)
@@ -355,7 +399,8 @@ class Renderer:
         Culling runs on Python floats (a frame sees about a dozen objects: numpy's per-call
         overhead would dominate) with the same operations in the same order as a vectorised
         version, so the results are the same to the last bit; the light and fog are then
-        computed with numpy for the visible objects only.
+        computed for the visible objects only (exp and hypot with numpy, whose results may
+        differ from the math module's in the last bit).
         """
         lo = bisect.bisect_left(self._props_s, s - 15.0)
         hi = bisect.bisect_right(self._props_s, s + PROP_DISTANCE_M)
@@ -391,20 +436,31 @@ class Renderer:
             return
         visible.sort(key=_FIRST)  # far to near; stable for equal depths
         _, ids, Xs, Ys, us, vbs, vts, wpxs = zip(*visible, strict=True)
-        w = self.weather
         Xv, Yv = np.array(Xs), np.array(Ys)
-        fog = np.exp(-w.haze_per_m * np.hypot(Xv, Yv))[:, None, None]
+        fogs = np.exp(-self.weather.haze_per_m * np.hypot(Xv, Yv)).tolist()
         if self._props_lit is not None:
-            lit = self._props_lit[list(ids)]
+            lits = [self._props_lit[i] for i in ids]
         else:
             light = self._light32 + _headlight_gain(Xv, Yv).astype(np.float32)[:, None, None]
-            lit = self._props.colour[list(ids)] * light
-        cols = np.clip(lit * fog + self._haze32 * (1 - fog), 0, 255).tolist()
-        draw, kinds = _DRAW_LIST, self._props_kind
-        for i, uu, bb, tt, ww, (main, second, detail) in zip(
-            ids, us, vbs, vts, wpxs, cols, strict=True
-        ):
-            draw[kinds[i]](img, uu, bb, tt, ww, main, second, detail)
+            lits = (self._props.colour[list(ids)] * light).reshape(-1, 9).tolist()
+        h0, h1, h2 = self._haze
+        draw, kinds = DRAW, self._props_kind
+        for i, u, vb, vt, wpx, lit, fog in zip(ids, us, vbs, vts, wpxs, lits, fogs, strict=True):
+            # lit * fog + haze * (1 - fog) on the float32 colours, in float64 like numpy's
+            # promotion; OpenCV saturates colours to [0, 255] itself, so no clip is needed
+            g = 1.0 - fog
+            a, b, c = h0 * g, h1 * g, h2 * g
+            m0, m1, m2, s0, s1, s2, d0, d1, d2 = lit
+            draw[kinds[i]](
+                img,
+                u,
+                vb,
+                vt,
+                wpx,
+                (m0 * fog + a, m1 * fog + b, m2 * fog + c),
+                (s0 * fog + a, s1 * fog + b, s2 * fog + c),
+                (d0 * fog + a, d1 * fog + b, d2 * fog + c),
+            )
 
     # -----------------------------------------------------------------------------------------
     def birdseye(
@@ -485,129 +541,3 @@ class Renderer:
             small = cv2.resize(camera_image, (int(w * k), int(h * k)), interpolation=cv2.INTER_AREA)
             view[2 : 2 + small.shape[0], 2 : 2 + small.shape[1]] = small
         return view
-
-
-# ---------------------------------------------------------------------------------------------
-# Billboards: each draws one object standing on the ground at pixel column u, base row vb, top
-# row vt, width w px, with its (already lit and fogged) main, second and detail colours.
-
-
-_RECT = np.empty((4, 2), np.int32)
-_RECT_FLAT = _RECT.reshape(-1)
-
-
-def _rect(img: np.ndarray, x0: float, y0: float, x1: float, y1: float, col) -> None:
-    a, b, c, d = int(x0 * _ONE), int(y0 * _ONE), int(x1 * _ONE), int(y1 * _ONE)
-    f = _RECT_FLAT  # reused corner buffer: no allocation per call
-    f[0] = a
-    f[1] = b
-    f[2] = c
-    f[3] = b
-    f[4] = c
-    f[5] = d
-    f[6] = a
-    f[7] = d
-    cv2.fillConvexPoly(img, _RECT, col, cv2.LINE_AA, _SHIFT)
-
-
-def _ellipse(img: np.ndarray, cx: float, cy: float, ax: float, ay: float, col) -> None:
-    cv2.ellipse(
-        img,
-        (int(cx * _ONE), int(cy * _ONE)),
-        (max(int(ax * _ONE), 1), max(int(ay * _ONE), 1)),
-        0,
-        0,
-        360,
-        col,
-        -1,
-        cv2.LINE_AA,
-        _SHIFT,
-    )
-
-
-def _triangle(img: np.ndarray, pts: list, col) -> None:
-    cv2.fillConvexPoly(img, (np.array(pts) * _ONE).astype(np.int32), col, cv2.LINE_AA, _SHIFT)
-
-
-def _tree(img, u, vb, vt, w, main, second, detail) -> None:
-    h = vb - vt
-    tw = max(w * 0.12, 0.6)
-    _rect(img, u - tw / 2, vb - 0.45 * h, u + tw / 2, vb, second)
-    _ellipse(img, u, vb - 0.62 * h, w / 2, 0.38 * h, main)
-    if w > 10:  # shaded lower side of the crown
-        _ellipse(img, u + 0.08 * w, vb - 0.5 * h, 0.35 * w, 0.22 * h, detail)
-
-
-def _pine(img, u, vb, vt, w, main, second, detail) -> None:
-    h = vb - vt
-    tw = max(w * 0.12, 0.6)
-    _rect(img, u - tw / 2, vb - 0.2 * h, u + tw / 2, vb, second)
-    _triangle(img, [[u - w / 2, vb - 0.15 * h], [u + w / 2, vb - 0.15 * h], [u, vt]], main)
-    if w > 6:
-        _triangle(img, [[u, vb - 0.15 * h], [u + w / 2, vb - 0.15 * h], [u, vt]], detail)
-
-
-def _pole(img, u, vb, vt, w, main, second, detail) -> None:
-    tw = max(w, 0.6)
-    _rect(img, u - tw / 2, vt, u + tw / 2, vb, main)
-
-
-def _lamp(img, u, vb, vt, w, main, second, detail) -> None:
-    h = vb - vt
-    tw = max(w, 0.6)
-    _rect(img, u - tw / 2, vt, u + tw / 2, vb, main)
-    _rect(img, u - 0.12 * h, vt, u + tw / 2, vt + tw, main)
-    _rect(img, u - 0.12 * h, vt + tw, u - 0.06 * h, vt + 1.8 * tw, detail)
-
-
-def _sign(img, u, vb, vt, w, main, second, detail) -> None:
-    h = vb - vt
-    tw = max(w * 0.08, 0.5)
-    _rect(img, u - tw / 2, vt, u + tw / 2, vb, second)
-    if w > 4:
-        _rect(img, u - w / 2, vt, u + w / 2, vt + 0.3 * h, detail)
-        b = 0.08 * w
-        _rect(img, u - w / 2 + b, vt + b, u + w / 2 - b, vt + 0.3 * h - b, main)
-    else:
-        _rect(img, u - w / 2, vt, u + w / 2, vt + 0.3 * h, main)
-
-
-def _house(img, u, vb, vt, w, main, second, detail) -> None:
-    h = vb - vt
-    wall_top = vb - 0.6 * h
-    _rect(img, u - w / 2, wall_top, u + w / 2, vb, main)
-    _triangle(img, [[u - 0.55 * w, wall_top], [u + 0.55 * w, wall_top], [u, vt]], second)
-    if w > 8:
-        _rect(img, u - 0.32 * w, vb - 0.45 * h, u - 0.12 * w, vb - 0.27 * h, detail)
-        _rect(img, u + 0.12 * w, vb - 0.45 * h, u + 0.32 * w, vb - 0.27 * h, detail)
-        _rect(img, u - 0.06 * w, vb - 0.3 * h, u + 0.06 * w, vb, second)  # door
-
-
-def _cactus(img, u, vb, vt, w, main, second, detail) -> None:
-    h = vb - vt
-    tw = max(w * 0.4, 0.6)
-    _rect(img, u - tw / 2, vt, u + tw / 2, vb, main)
-    if w > 3:
-        _rect(img, u - w / 2, vb - 0.6 * h, u - w / 2 + tw * 0.7, vb - 0.35 * h, detail)
-        _rect(img, u + w / 2 - tw * 0.7, vb - 0.75 * h, u + w / 2, vb - 0.5 * h, detail)
-
-
-def _rock(img, u, vb, vt, w, main, second, detail) -> None:
-    h = vb - vt
-    _ellipse(img, u, vb - 0.4 * h, w / 2, 0.6 * h, main)
-    if w > 6:
-        _ellipse(img, u + 0.12 * w, vb - 0.3 * h, 0.3 * w, 0.35 * h, detail)
-
-
-_DRAW = {
-    _KIND["tree"]: _tree,
-    _KIND["pine"]: _pine,
-    _KIND["pole"]: _pole,
-    _KIND["lamp"]: _lamp,
-    _KIND["sign"]: _sign,
-    _KIND["house"]: _house,
-    _KIND["cactus"]: _cactus,
-    _KIND["rock"]: _rock,
-}
-assert set(_DRAW) == set(range(len(PROP_KINDS)))
-_DRAW_LIST = [_DRAW[k] for k in range(len(PROP_KINDS))]

@@ -49,6 +49,9 @@ COARSE = 4
 smooth) and upsampled; the fine grain is sampled at full resolution."""
 GRAIN_AMPLITUDE = 0.09
 """Relative amplitude of the fine grain on every surface."""
+_BUFFER_SLACK = 1.25
+"""New tile-sized buffers are this much larger than asked for, so that later (differently
+sized) tiles can reuse them."""
 _GRAIN_REPEAT = 10
 """The grain pattern is stored repeated this many times per axis, so that a rotated tile can
 be sampled without wrap-around handling (much faster)."""
@@ -178,14 +181,15 @@ class GroundTexture:
     def _buffer(self, shape: tuple[int, ...], name: str | None = None) -> np.ndarray:
         """A uint8 array of ``shape``: a reused scratch buffer, a spare tile or a new one."""
         n = math.prod(shape)
+        room = int(n * _BUFFER_SLACK)  # tiles differ in size: new buffers get some room
         if name is not None:
             flat = self._scratch.get(name)
             if flat is None or flat.size < n:
-                flat = self._scratch[name] = np.empty(n, np.uint8)
+                flat = self._scratch[name] = np.empty(room, np.uint8)
         elif self._spare and self._spare[-1].size >= n:
             flat = self._spare.pop()
         else:
-            flat = np.empty(n, np.uint8)
+            flat = np.empty(room, np.uint8)
         return flat[:n].reshape(shape)
 
     # -----------------------------------------------------------------------------------------
@@ -262,19 +266,34 @@ class GroundTexture:
             )
         return out
 
-    def _strip(
-        self, A: np.ndarray, s_a: float, s_b: float, o1: float, o2: float, step: float = 1.0
-    ) -> np.ndarray:
-        """Polygon (fixed-point tile px) of the band between lateral offsets o1 and o2."""
-        n = max(math.ceil((s_b - s_a) / step), 1) + 1
-        s = np.linspace(s_a, s_b, n)
-        xa, ya, _ = self.road.locate(s, o1)
-        xb, yb, _ = self.road.locate(s, o2)
-        px = np.concatenate([xa, xb[::-1]])
-        py = np.concatenate([ya, yb[::-1]])
-        cols = A[0, 0] * px + A[0, 1] * py + A[0, 2]
-        rows = A[1, 0] * px + A[1, 1] * py + A[1, 2]
-        return np.round(np.stack([cols, rows], axis=1) * _ONE).astype(np.int32)
+    def _strips(self, A: np.ndarray, bands: list[tuple]) -> list[np.ndarray]:
+        """Polygons (fixed-point tile px) of bands between two lateral offsets.
+
+        Args:
+            A: World -> tile px matrix.
+            bands: ``(s_a, s_b, o1, o2, step)`` each: the band between the offsets o1 and o2
+                from arc length s_a to s_b, sampled every ``step`` m or less. All bands are
+                located on the road in one vectorised pass.
+        """
+        s, o1, o2, counts = [], [], [], []
+        for s_a, s_b, off1, off2, step in bands:
+            n = max(math.ceil((s_b - s_a) / step), 1) + 1
+            s.append(np.linspace(s_a, s_b, n))
+            o1.append(np.full(n, off1))
+            o2.append(np.full(n, off2))
+            counts.append(n)
+        s_all = np.concatenate(s)
+        sides = []
+        for off in (o1, o2):
+            x, y, _ = self.road.locate(s_all, np.concatenate(off))
+            cols = A[0, 0] * x + A[0, 1] * y + A[0, 2]
+            rows = A[1, 0] * x + A[1, 1] * y + A[1, 2]
+            sides.append(np.round(np.stack([cols, rows], axis=1) * _ONE).astype(np.int32))
+        polys, i = [], 0
+        for n in counts:
+            polys.append(np.concatenate([sides[0][i : i + n], sides[1][i : i + n][::-1]]))
+            i += n
+        return polys
 
     def _draw_road(self, img: np.ndarray, A: np.ndarray, s0: float, s1: float) -> None:
         theme, road, weather = self.town.theme, self.road, self.weather
@@ -283,20 +302,26 @@ class GroundTexture:
         outer = half + theme.shoulder_width_m
         wet = weather.wet
         asphalt = np.asarray(theme.asphalt, np.float64) * (1.0 - 0.35 * wet)
-        aa = cv2.LINE_AA
-        cv2.fillPoly(img, [self._strip(A, s0, s1, -outer, outer)], theme.shoulder, aa, _SHIFT)
-        cv2.fillPoly(img, [self._strip(A, s0, s1, -half, half)], asphalt.tolist(), aa, _SHIFT)
         # tyre-wear bands (darker, or glossier when wet) in each lane
         wear = (asphalt * (0.88 + 0.25 * wet)).clip(0, 255).tolist()
         bands = []
         for lane_c in (-0.5 * lw, 0.5 * lw):
             for off in (-0.8, 0.8):
                 c = lane_c + off
-                bands.append(self._strip(A, s0, s1, c - 0.3, c + 0.3, 2.0))
-        cv2.fillPoly(img, bands, wear, aa, _SHIFT)
-        if wet > 0:
+                bands.append((s0, s1, c - 0.3, c + 0.3, 2.0))
+        layers = [
+            (theme.shoulder, [(s0, s1, -outer, outer, 1.0)]),
+            (asphalt.tolist(), [(s0, s1, -half, half, 1.0)]),
+            (wear, bands),
+            *self._marking_layers(s0, s1, asphalt),
+        ]
+        polys = iter(self._strips(A, [band for _, group in layers for band in group]))
+        for i, (colour, group) in enumerate(layers):
+            if i == 3 and wet > 0:  # puddles lie on the asphalt, under the paint
+                self._draw_puddles(img, A, s0, s1, asphalt)
+            cv2.fillPoly(img, [next(polys) for _ in group], colour, cv2.LINE_AA, _SHIFT)
+        if len(layers) == 3 and wet > 0:
             self._draw_puddles(img, A, s0, s1, asphalt)
-        self._draw_markings(img, A, s0, s1, asphalt)
 
     def _draw_puddles(
         self, img: np.ndarray, A: np.ndarray, s0: float, s1: float, asphalt: np.ndarray
@@ -330,40 +355,39 @@ class GroundTexture:
                 _SHIFT,
             )
 
-    def _draw_markings(
-        self, img: np.ndarray, A: np.ndarray, s0: float, s1: float, asphalt: np.ndarray
-    ) -> None:
+    def _marking_layers(
+        self, s0: float, s1: float, asphalt: np.ndarray
+    ) -> list[tuple[list, list[tuple]]]:
+        """The painted lines: (colour, bands) per fillPoly call, in drawing order."""
         mk = self.town.theme.markings
         lw = self.road.lane_width_m
         w = mk.width_m
-        aa = cv2.LINE_AA
 
         def paint(colour) -> list:
             return (asphalt + (np.asarray(colour, np.float64) - asphalt) * mk.opacity).tolist()
 
+        layers = []
         if mk.edge:
-            edges = [self._strip(A, s0, s1, o - w / 2, o + w / 2) for o in (-lw, lw)]
-            cv2.fillPoly(img, edges, paint(mk.edge_colour), aa, _SHIFT)
+            edges = [(s0, s1, o - w / 2, o + w / 2, 1.0) for o in (-lw, lw)]
+            layers.append((paint(mk.edge_colour), edges))
         centre = paint(mk.centre_colour)
         if mk.centre == "solid":
-            cv2.fillPoly(img, [self._strip(A, s0, s1, -w / 2, w / 2)], centre, aa, _SHIFT)
+            layers.append((centre, [(s0, s1, -w / 2, w / 2, 1.0)]))
         elif mk.centre == "double":
             gap = 0.1
-            polys = [
-                self._strip(A, s0, s1, gap / 2, gap / 2 + w),
-                self._strip(A, s0, s1, -gap / 2 - w, -gap / 2),
-            ]
-            cv2.fillPoly(img, polys, centre, aa, _SHIFT)
+            bands = [(s0, s1, gap / 2, gap / 2 + w, 1.0), (s0, s1, -gap / 2 - w, -gap / 2, 1.0)]
+            layers.append((centre, bands))
         elif mk.centre == "dashed":
             period = mk.dash_on_m + mk.dash_off_m
             first = math.floor(s0 / period) * period
-            polys = []
+            bands = []
             for start in np.arange(first, s1, period):
                 a, b = max(start, s0), min(start + mk.dash_on_m, s1)
                 if b > a:
-                    polys.append(self._strip(A, a, b, -w / 2, w / 2))
-            if polys:
-                cv2.fillPoly(img, polys, centre, aa, _SHIFT)
+                    bands.append((a, b, -w / 2, w / 2, 1.0))
+            if bands:
+                layers.append((centre, bands))
+        return layers
 
     def _draw_shadows(self, img: np.ndarray, A: np.ndarray, s0: float, s1: float) -> None:
         weather, props = self.weather, self.props
