@@ -12,7 +12,10 @@ All content is a deterministic function of (road, town, weather, seed).
 from __future__ import annotations
 
 import math
+import mmap
 import sys
+import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -81,6 +84,62 @@ def grain_pattern() -> np.ndarray:
     return np.tile(img, (_GRAIN_REPEAT, _GRAIN_REPEAT))
 
 
+# ---------------------------------------------------------------------------------------------
+# Tile-sized buffers are pooled per process. A fresh multi-megabyte array costs more in page
+# faults on its first write than the work done in it (numpy advises huge pages for large
+# arrays, which makes the first touch several times slower still and brings the warps
+# nothing), so buffers are plain anonymous memory maps, reused across tiles and episodes.
+
+_pool: list[np.ndarray] = []
+_pool_lock = threading.Lock()
+_POOL_BUFFERS = 8
+"""At most this many unused buffers are kept."""
+
+
+def _take(n: int) -> np.ndarray:
+    """A flat uint8 buffer of at least ``n`` bytes: the smallest fitting pooled one, or new."""
+    with _pool_lock:
+        fits = [i for i, flat in enumerate(_pool) if flat.size >= n]
+        if fits:
+            return _pool.pop(min(fits, key=lambda i: _pool[i].size))
+    # tiles differ in size: new buffers get some room
+    return np.frombuffer(mmap.mmap(-1, int(n * _BUFFER_SLACK)), np.uint8)
+
+
+def _give(flat: np.ndarray) -> None:
+    """Returns a buffer that nothing uses any more to the pool."""
+    with _pool_lock:
+        _pool.append(flat)
+        if len(_pool) > _POOL_BUFFERS:
+            _pool.remove(min(_pool, key=lambda b: b.size))
+
+
+def _buffer(flat: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A C-contiguous uint8 array of ``shape`` on the front of a flat buffer."""
+    return flat[: math.prod(shape)].reshape(shape)
+
+
+def _release(tile: Tile) -> None:
+    """Pools a dropped tile's buffer, unless something still refers to the tile or its pixels."""
+    # references: the caller's and this frame's (tile); the tile's and getrefcount's (view);
+    # the view's base pointer, this frame's and getrefcount's (flat)
+    view = tile.rgba
+    flat = view.base
+    if (
+        isinstance(flat, np.ndarray)
+        and sys.getrefcount(tile) <= 3
+        and sys.getrefcount(view) <= 3
+        and sys.getrefcount(flat) <= 3
+    ):
+        del tile, view
+        _give(flat)
+
+
+def _release_cache(cache: OrderedDict) -> None:
+    while cache:
+        _release(cache.popitem()[1])
+
+
 @dataclass
 class Tile:
     """One rasterised piece of the world.
@@ -147,10 +206,8 @@ class GroundTexture:
         self.margin_m = float(margin_m)
         self._cache: OrderedDict[int, Tile] = OrderedDict()
         self._cache_tiles = int(cache_tiles)
-        # Tile-sized buffers are reused: a fresh array of several MB costs more in page
-        # faults on its first write than the work done in it.
-        self._spare: list[np.ndarray] = []  # flat buffers of evicted tiles
-        self._scratch: dict[str, np.ndarray] = {}  # flat buffers of the intermediate images
+        # the cached tiles' buffers go back to the pool when this texture is collected
+        weakref.finalize(self, _release_cache, self._cache)
         theme = town.theme
         self.ground_pattern = ground_pattern(town.name, theme.ground, theme.ground_variation)
         self._ground_rgba = cv2.cvtColor(self.ground_pattern, cv2.COLOR_RGB2RGBA)
@@ -167,30 +224,12 @@ class GroundTexture:
         tile = self._cache.get(k)
         if tile is None:
             while self._cache and len(self._cache) >= self._cache_tiles:
-                _, old = self._cache.popitem(last=False)
-                flat = old.rgba.base
-                del old
-                if flat is not None and sys.getrefcount(flat) <= 2:  # no view of it is left
-                    self._spare = [flat]
+                _release(self._cache.popitem(last=False)[1])
             tile = self._build(k)
             self._cache[k] = tile
         else:
             self._cache.move_to_end(k)
         return tile
-
-    def _buffer(self, shape: tuple[int, ...], name: str | None = None) -> np.ndarray:
-        """A uint8 array of ``shape``: a reused scratch buffer, a spare tile or a new one."""
-        n = math.prod(shape)
-        room = int(n * _BUFFER_SLACK)  # tiles differ in size: new buffers get some room
-        if name is not None:
-            flat = self._scratch.get(name)
-            if flat is None or flat.size < n:
-                flat = self._scratch[name] = np.empty(room, np.uint8)
-        elif self._spare and self._spare[-1].size >= n:
-            flat = self._spare.pop()
-        else:
-            flat = np.empty(room, np.uint8)
-        return flat[:n].reshape(shape)
 
     # -----------------------------------------------------------------------------------------
     def _build(self, k: int) -> Tile:
@@ -217,16 +256,24 @@ class GroundTexture:
                 [0.0, 0.0, 1.0],
             ]
         )
-        img = self._ground(A, w_px, h_px)
+        img = _buffer(_take(h_px * w_px * 4), (h_px, w_px, 4))
+        self._ground(img, A)
         self._draw_road(img, A, s0, s1)
-        grain = self._buffer((h_px, w_px, 4), "grain_rgba")
-        cv2.cvtColor(self._grain(A, w_px, h_px), cv2.COLOR_GRAY2RGBA, dst=grain)
-        cv2.multiply(img, grain, dst=img, scale=1.0 / 128.0)
+        grain_flat, grain_rgba_flat = _take(h_px * w_px), _take(h_px * w_px * 4)
+        try:
+            grain = self._grain(_buffer(grain_flat, (h_px, w_px)), A)
+            grain_rgba = _buffer(grain_rgba_flat, (h_px, w_px, 4))
+            cv2.cvtColor(grain, cv2.COLOR_GRAY2RGBA, dst=grain_rgba)
+            cv2.multiply(img, grain_rgba, dst=img, scale=1.0 / 128.0)
+        finally:  # scratch: back to the pool (the views above are not used again)
+            _give(grain_flat)
+            _give(grain_rgba_flat)
         self._draw_shadows(img, A, s0, s1)
         return Tile(rgba=img, world_to_px=A, index=k)
 
-    def _ground(self, A: np.ndarray, w_px: int, h_px: int) -> np.ndarray:
-        """The ground-colour pattern (world-periodic, period P * COARSE px) in tile pixels, RGBA."""
+    def _ground(self, img: np.ndarray, A: np.ndarray) -> None:
+        """Writes the ground-colour pattern (world-periodic, period P * COARSE px) into img."""
+        h_px, w_px = img.shape[:2]
         P = self.ground_pattern.shape[0]
         # coarse px (i, j) -> tile px (COARSE * i + (COARSE - 1) / 2, ...) -> world -> pattern
         up = np.array(
@@ -241,12 +288,11 @@ class GroundTexture:
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_WRAP,
         )
-        img = self._buffer((h_px, w_px, 4))
         cv2.resize(small, (w_px, h_px), dst=img, interpolation=cv2.INTER_LINEAR)
-        return img
 
-    def _grain(self, A: np.ndarray, w_px: int, h_px: int) -> np.ndarray:
-        """The fine grain (world-periodic, period P px) in tile pixels, single channel."""
+    def _grain(self, out: np.ndarray, A: np.ndarray) -> np.ndarray:
+        """Writes the fine grain (world-periodic, period P px) into ``out`` (single channel)."""
+        h_px, w_px = out.shape
         pattern = self.grain_pattern
         P = pattern.shape[0] // _GRAIN_REPEAT
         B = np.linalg.inv(A)[:2] / self.res_m  # tile px -> grain px (before the modulo)
@@ -255,7 +301,6 @@ class GroundTexture:
         shift = -P * np.floor(corners.min(axis=1) / P)
         B[:, 2] += shift
         span = corners.max(axis=1) + shift
-        out = self._buffer((h_px, w_px), "grain")
         flags = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
         if np.all(span < pattern.shape[0] - 1):
             cv2.warpAffine(pattern, B, (w_px, h_px), dst=out, flags=flags)
