@@ -152,13 +152,18 @@ class Renderer:
         unlit = np.all((self._gain == 1.0) & (self._add == 0.0), axis=(1, 2))
         self._lit_row = int(np.argmin(unlit)) if not unlit.all() else H
         """Rows above this one have gain 1 and offset 0 (sky): the light map leaves them be."""
-        R = camera.R.tolist()
-        self._cull = (*R[0], *R[1], *R[2], *camera.C.tolist(), camera.f, camera.cx, camera.cy)
+        (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = camera.R.tolist()
+        c0, c1, c2 = camera.C.tolist()
+        pz = -c2  # the base point's height above the camera, m
+        self._cull = (r00, r01, r10, r11, r20, r21, r02 * pz, r12 * pz, r22 * pz, c0, c1)
+        self._cull += (camera.f, camera.cx, camera.cy, camera.width, camera.height)
+        self._r12_r22 = (r12, r22)
         self._light32 = np.asarray(weather.light, np.float32)[None, None, :]
         self._haze = np.asarray(weather.haze_colour, np.float32).tolist()
         self.props = props
         self._rain = self._make_rain(rain_seed) if weather.rain > 0 else None
         self._border = (*(float(c) for c in texture.mean_ground), 0.0)
+        self._T = np.eye(3)
 
     @property
     def props(self) -> PropSet:
@@ -169,15 +174,20 @@ class Renderer:
     def props(self, props: PropSet) -> None:
         self._props = props
         self._props_s = props.s.tolist()
-        self._props_xyhw = list(
-            zip(
+        # per object: x, y, the camera-frame y and z of its height, and f * width (the same
+        # products as a per-frame computation would give)
+        r12, r22 = self._r12_r22
+        f = self.cam.f
+        self._props_cull = [
+            (x, y, r12 * h, r22 * h, f * w)
+            for x, y, h, w in zip(
                 props.x.tolist(),
                 props.y.tolist(),
                 props.height.tolist(),
                 props.width.tolist(),
                 strict=True,
             )
-        )
+        ]
         self._props_kind = props.kind.tolist()
         # the colours under the ambient light (float32, as in the per-frame formula); with
         # headlights the light depends on the position and is applied per frame
@@ -311,7 +321,9 @@ class Renderer:
         """
         tile = self.texture.tile_at(s)
         c, sn = math.cos(yaw), math.sin(yaw)
-        T = np.array([[c, -sn, x], [sn, c, y], [0.0, 0.0, 1.0]])
+        T = self._T  # vehicle -> world
+        T[0, 0], T[0, 1], T[0, 2] = c, -sn, x
+        T[1, 0], T[1, 1], T[1, 2] = sn, c, y
         pose = tile.world_to_px @ T
         buf = self._buf_ss
         if self._pano is not None:
@@ -406,30 +418,29 @@ class Renderer:
         hi = bisect.bisect_right(self._props_s, s + PROP_DISTANCE_M)
         if hi <= lo:
             return
-        r00, r01, r02, r10, r11, r12, r20, r21, r22, c0, c1, c2, f, cx, cy = self._cull
-        width, height = self.cam.width, self.cam.height
-        pz = -c2
-        xyhw = self._props_xyhw
+        r00, r01, r10, r11, r20, r21, k0, k1, k2, c0, c1, f, cx, cy, width, height = self._cull
+        nsn = -sn
+        props = self._props_cull
         visible = []
         for i in range(lo, hi):
-            px, py, h, w = xyhw[i]
+            px, py, r12h, r22h, fw = props[i]
             dx = px - x
             dy = py - y
             X = c * dx + sn * dy
-            Y = -sn * dx + c * dy
+            Y = nsn * dx + c * dy
             # camera coordinates of the base point and of the top (top = base + height * z)
             qx, qy = X - c0, Y - c1
-            zc = r20 * qx + r21 * qy + r22 * pz
-            zt = zc + r22 * h
+            zc = r20 * qx + r21 * qy + k2
+            zt = zc + r22h
             if not (zc > 1.0 and zt > 1.0):
                 continue
-            xc = r00 * qx + r01 * qy + r02 * pz
-            yc = r10 * qx + r11 * qy + r12 * pz
-            yt = yc + r12 * h
+            xc = r00 * qx + r01 * qy + k0
+            yc = r10 * qx + r11 * qy + k1
+            yt = yc + r12h
             u = cx + f * xc / zc
             vb = cy + f * yc / zc
             vt = cy + f * yt / zt
-            wpx = f * w / zc
+            wpx = fw / zc
             if u + wpx > 0 and u - wpx < width and vt < height and vb - vt >= 0.6:
                 visible.append((-zc, i, X, Y, u, vb, vt, wpx))
         if not visible:
