@@ -92,7 +92,7 @@ def grain_pattern() -> np.ndarray:
 
 _pool: list[np.ndarray] = []
 _pool_lock = threading.Lock()
-_POOL_BUFFERS = 8
+_POOL_BUFFERS = 6
 """At most this many unused buffers are kept."""
 
 
@@ -111,7 +111,7 @@ def _give(flat: np.ndarray) -> None:
     with _pool_lock:
         _pool.append(flat)
         if len(_pool) > _POOL_BUFFERS:
-            _pool.remove(min(_pool, key=lambda b: b.size))
+            del _pool[min(range(len(_pool)), key=lambda i: _pool[i].size)]
 
 
 def _buffer(flat: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -119,25 +119,21 @@ def _buffer(flat: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return flat[: math.prod(shape)].reshape(shape)
 
 
-def _release(tile: Tile) -> None:
-    """Pools a dropped tile's buffer, unless something still refers to the tile or its pixels."""
-    # references: the caller's and this frame's (tile); the tile's and getrefcount's (view);
-    # the view's base pointer, this frame's and getrefcount's (flat)
-    view = tile.rgba
-    flat = view.base
-    if (
-        isinstance(flat, np.ndarray)
-        and sys.getrefcount(tile) <= 3
-        and sys.getrefcount(view) <= 3
-        and sys.getrefcount(flat) <= 3
-    ):
-        del tile, view
+def _drop(cache: OrderedDict, last: bool = False) -> None:
+    """Removes a tile from a cache; pools its buffer unless the tile or a view of it lives on."""
+    tile = cache.popitem(last=last)[1]
+    flat = tile.rgba.base
+    alive = weakref.ref(tile)
+    del tile
+    # the tile is gone if nothing else held it; then only views made elsewhere (and this
+    # frame's and getrefcount's references) can still refer to the buffer
+    if alive() is None and isinstance(flat, np.ndarray) and sys.getrefcount(flat) <= 2:
         _give(flat)
 
 
 def _release_cache(cache: OrderedDict) -> None:
     while cache:
-        _release(cache.popitem()[1])
+        _drop(cache)
 
 
 @dataclass
@@ -224,7 +220,7 @@ class GroundTexture:
         tile = self._cache.get(k)
         if tile is None:
             while self._cache and len(self._cache) >= self._cache_tiles:
-                _release(self._cache.popitem(last=False)[1])
+                _drop(self._cache)
             tile = self._build(k)
             self._cache[k] = tile
         else:

@@ -5,8 +5,8 @@ lane-keeping controller written here (not the expert, so that changes to the exp
 arithmetic do not move the golden frames) and hashes every camera frame with sha256; the
 digests of consecutive chunks of frames are compared with ``data/frame_hashes.json``. The
 cases cover training and unseen towns, every unseen weather (night: headlights and grain;
-fog; heavy_rain: rain streaks and grain), image noise, camera-pose jitter, supersampling 1
-and 3, a 400x156 camera, texture-tile changes (every case drives past s = 200 m, where the
+fog; heavy_rain: rain streaks and grain), image noise, camera-pose jitter, supersampling 1,
+3 and 4, a 400x156 camera, texture-tile changes (every case drives past s = 200 m, where the
 second tile takes over) and, for one case, the bird's-eye view.
 
 The digests depend on the OpenCV and numpy builds (their warps and rounding), so the test
@@ -59,6 +59,13 @@ CASES: dict[str, dict] = {
     ),
     "mountain_pass-clear_noon-8-ss3": dict(
         town="mountain_pass", weather="clear_noon", seed=8, supersample=3
+    ),
+    "snow-night-9-ss4-jitter": dict(
+        town="snow",
+        weather="night",
+        seed=9,
+        supersample=4,
+        camera_jitter={"pitch_std_deg": 2.0, "yaw_std_deg": 1.0, "height_std_m": 0.1},
     ),
 }
 STEPS = 150

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from sim import spec
+from sim.builtin import texture
 from sim.builtin.camera import CameraModel
 from sim.builtin.env import BuiltinDrivingEnv, CameraJitter
 from sim.builtin.towns import PROP_KINDS, PropSet
@@ -89,7 +90,6 @@ def test_billboard_is_drawn_at_its_projection():
     )
     r = env._renderer
     r.props = house
-    r._props_s = house.s.tolist()
     img = r.render(st.x_m, st.y_m, st.yaw_rad, env._s).astype(int)
     u, v, _ = r.cam.project(np.array([ahead]), np.array([left]), np.array([0.4 * height]))
     pix = img[round(v[0]), round(u[0])]
@@ -162,7 +162,6 @@ def test_distant_skyline_turns_with_the_car_without_parallax():
     r = env._renderer
     empty = np.zeros(0)
     r.props = PropSet(empty, empty, empty, empty.astype(int), empty, empty, np.zeros((0, 3, 3)))
-    r._props_s = []
     st = env.vehicle.state
     rows = slice(0, int(r.cam.horizon_row) - 1)
     a = r.render(st.x_m, st.y_m, st.yaw_rad, env._s)[rows].astype(int)
@@ -172,3 +171,37 @@ def test_distant_skyline_turns_with_the_car_without_parallax():
     assert np.abs(a - b).mean() > 2.0  # there is a skyline, and it moved
     moved = r.render(st.x_m + 50.0, st.y_m, st.yaw_rad, env._s)[rows].astype(int)
     assert np.abs(moved - a).mean() < 1.0  # no parallax for a 50 m translation
+
+
+def test_tile_buffers_are_reused_only_when_nothing_refers_to_them():
+    env = BuiltinDrivingEnv(route_length_m=1500.0)
+    env.reset(seed=0)
+    tex = env._renderer.texture
+    held_tile = tex.tile_at(250.0)  # section 1
+    held_view = tex.tile_at(450.0).image  # section 2: only a view of its pixels is kept
+    assert held_tile.image.shape[2] == 3 and held_tile.rgba.shape[2] == 4
+    np.testing.assert_array_equal(held_tile.image, held_tile.rgba[..., :3])
+    want_tile, want_view = held_tile.rgba.copy(), held_view.copy()
+    pooled = []
+    for s in np.arange(650.0, 1500.0, 200.0):  # evicts sections 1 and 2 and later ones
+        tex.tile_at(s)
+        pooled += [id(b) for b in texture._pool]
+    np.testing.assert_array_equal(held_tile.rgba, want_tile)
+    np.testing.assert_array_equal(held_view, want_view)
+    assert id(held_tile.rgba.base) not in pooled and id(held_view.base) not in pooled
+    assert pooled  # tiles nothing refers to any more are recycled
+
+
+def test_buffer_pool_keeps_the_largest_few_and_hands_out_the_smallest_fitting():
+    saved = list(texture._pool)
+    texture._pool.clear()
+    try:
+        for n in range(1, 2 * texture._POOL_BUFFERS + 1):
+            texture._give(np.empty(1000 * n, np.uint8))
+        sizes = sorted(b.size for b in texture._pool)
+        assert len(sizes) == texture._POOL_BUFFERS and sizes[0] > 1000 * texture._POOL_BUFFERS
+        smallest = sizes[0]
+        assert texture._take(smallest - 10).size == smallest
+        assert texture._take(10**7).size >= 10**7  # nothing fits: a new buffer
+    finally:
+        texture._pool[:] = saved
