@@ -6,18 +6,19 @@ Usage::
     python benchmarks/sim.py --repeats 7 --town suburb --weather heavy_rain
     python benchmarks/sim.py --baseline HEAD~3        # any git revision
     python benchmarks/sim.py --baseline none          # the current code only
+    python benchmarks/sim.py --current 254fc2d --baseline 3303f7e   # two revisions
 
 Each step is ``expert.act`` + ``env.step`` (dynamics, lane measurement, camera render, info).
 The clock runs over steps only; resets (road generation, the first texture tile) are timed
 separately. Texture tiles built while driving are included in the step time. OpenCV is held
 to one thread and each measuring process is pinned to one core when the OS allows it.
 
-The current code (this checkout's ``sim/``) and a baseline (``git archive <rev> sim`` into a
-temporary folder; by default the commit before the renderer speed-ups of issue 16) run the
-same workload in alternating subprocesses, ``--repeats`` times each, so that both see the
-same machine load; the figures are medians over the repeats. ``cpu_steps_per_s`` divides by
-the process's CPU time instead of the wall clock: on a machine shared with other jobs it is
-the better estimate of what one free core does.
+The current code (this checkout's ``sim/``, or ``--current REV``) and a baseline (``git
+archive <rev> sim`` into a temporary folder; by default the commit before the renderer
+speed-ups of issue 16) run the same workload in alternating subprocesses, ``--repeats`` times
+each, so that both see the same machine load; the figures are medians over the repeats.
+``cpu_steps_per_s`` divides by the process's CPU time instead of the wall clock: on a machine
+shared with other jobs it is the better estimate of what one free core does.
 
 Prints one JSON object: ``steps_per_s`` (current, wall clock) at the default 200x78 camera
 (target >= 2,000), ``baseline_steps_per_s``, their ``ratio`` and ``cpu_ratio``, the same at
@@ -47,6 +48,7 @@ REPO = _HERE.parent
 DEFAULT_BASELINE = "3303f7e73fdb750d4a47ef7d0deef864351f3e7c"
 """The commit before the first renderer speed-up of issue 16 (its ``sim/`` is that of be699c9)."""
 SIZES = ((200, 78), (400, 156))
+_EXTRA_PACKAGES = ("liquid_drive",)
 
 
 def measure(width: int, height: int, steps: int, town: str, weather: str, seed: int) -> dict:
@@ -109,7 +111,7 @@ def _run_worker(root: Path, width: int, height: int, steps: int, args: argparse.
 
 
 def _extract(rev: str, into: Path) -> str:
-    """Writes ``git archive rev sim`` under ``into``; returns the full commit hash."""
+    """Writes ``git archive rev sim`` (and what it imports) under ``into``; returns the commit."""
     commit = subprocess.run(
         ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"],
         cwd=REPO,
@@ -117,9 +119,16 @@ def _extract(rev: str, into: Path) -> str:
         capture_output=True,
         text=True,
     ).stdout.strip()
+    paths = ["sim"]
+    for extra in _EXTRA_PACKAGES:  # packages that sim/ imports at some revisions
+        found = subprocess.run(
+            ["git", "cat-file", "-e", f"{commit}:{extra}"], cwd=REPO, capture_output=True
+        )
+        if found.returncode == 0:
+            paths.append(extra)
     archive = into / "sim.tar"
     with archive.open("wb") as f:
-        subprocess.run(["git", "archive", commit, "sim"], cwd=REPO, check=True, stdout=f)
+        subprocess.run(["git", "archive", commit, *paths], cwd=REPO, check=True, stdout=f)
     with tarfile.open(archive) as tar:
         tar.extractall(into, filter="data")
     archive.unlink()
@@ -136,11 +145,13 @@ def _summary(runs: list[dict]) -> dict:
     }
 
 
-def _compare(args: argparse.Namespace, base_root: Path | None, width: int, height: int) -> dict:
+def _compare(
+    args: argparse.Namespace, root: Path, base_root: Path | None, width: int, height: int
+) -> dict:
     steps = args.steps if (width, height) == SIZES[0] else max(args.steps // 2, 1)
     current, baseline = [], []
     for _ in range(args.repeats):
-        current.append(_run_worker(REPO, width, height, steps, args))
+        current.append(_run_worker(root, width, height, steps, args))
         if base_root is not None:
             baseline.append(_run_worker(base_root, width, height, steps, args))
     out = {"camera": f"{width}x{height}", "steps": steps, "current": _summary(current)}
@@ -167,6 +178,11 @@ def main() -> None:
     parser.add_argument(
         "--baseline", default=DEFAULT_BASELINE, help="git revision to compare with, or 'none'"
     )
+    parser.add_argument(
+        "--current",
+        default="worktree",
+        help="'worktree' (this checkout's sim/) or a git revision to measure instead",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--width", type=int, default=SIZES[0][0], help=argparse.SUPPRESS)
@@ -178,12 +194,18 @@ def main() -> None:
     import cv2
 
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
-    with tempfile.TemporaryDirectory(prefix="sim-baseline-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sim-bench-") as tmp:
         base_root, commit = None, None
         if args.baseline.lower() != "none":
-            base_root = Path(tmp)
+            base_root = Path(tmp) / "baseline"
+            base_root.mkdir()
             commit = _extract(args.baseline, base_root)
-        default, large = (_compare(args, base_root, w, h) for w, h in SIZES)
+        current_root, current_commit = REPO, None
+        if args.current != "worktree":
+            current_root = Path(tmp) / "current"
+            current_root.mkdir()
+            current_commit = _extract(args.current, current_root)
+        default, large = (_compare(args, current_root, base_root, w, h) for w, h in SIZES)
     result = {
         "benchmark": "builtin simulator env steps with rendering + expert, one core",
         "steps_per_s": default["current"]["steps_per_s"],
@@ -195,6 +217,7 @@ def main() -> None:
         "ratio_400x156": large.get("ratio"),
         "target_steps_per_s": 2000,
         "baseline_commit": commit,
+        "current_commit": current_commit or "worktree",
         "town": args.town,
         "weather": args.weather,
         "repeats": args.repeats,
