@@ -383,8 +383,9 @@ class Renderer:
         out[:r] = img[:r]
         if r < out.shape[0]:
             fb = self._fbuf[r:]
-            np.multiply(img[r:], self._gain[r:], out=fb)
-            np.add(fb, self._add[r:], out=fb)
+            np.copyto(fb, img[r:])  # exact; float32 * float32 then runs without casting
+            fb *= self._gain[r:]
+            fb += self._add[r:]
             if noisy:
                 fb += self._noise(rng) * np.float32(255.0 * std)
                 np.maximum(fb, 0.0, out=fb)
