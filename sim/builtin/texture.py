@@ -456,9 +456,18 @@ class GroundTexture:
         h_img, w_img = img.shape[:2]
         res = self.res_m
         strength = weather.shadow_strength
-        for i in range(lo, hi):
-            kind = PROP_KINDS[props.kind[i]]
-            h, w = float(props.height[i]), float(props.width[i])
+        (a00, a01, a02), (a10, a11, a12) = A[:2].tolist()
+        k = max(int(0.4 / res) | 1, 3)
+        # Python floats: the same values as the numpy scalars, with less overhead
+        for kind_id, h, w, px, py in zip(
+            props.kind[lo:hi].tolist(),
+            props.height[lo:hi].tolist(),
+            props.width[lo:hi].tolist(),
+            props.x[lo:hi].tolist(),
+            props.y[lo:hi].tolist(),
+            strict=True,
+        ):
+            kind = PROP_KINDS[kind_id]
             length = h * weather.shadow_length
             if kind in ("pole", "lamp", "sign"):
                 across = max(w, 0.15) / 2
@@ -472,10 +481,10 @@ class GroundTexture:
                 across = w / 2
                 along = max(w / 2, length / 2)
                 centre = length * 0.6
-            cx_w = props.x[i] + dx * centre
-            cy_w = props.y[i] + dy * centre
-            cu = A[0, 0] * cx_w + A[0, 1] * cy_w + A[0, 2]
-            cr = A[1, 0] * cx_w + A[1, 1] * cy_w + A[1, 2]
+            cx_w = px + dx * centre
+            cy_w = py + dy * centre
+            cu = a00 * cx_w + a01 * cy_w + a02
+            cr = a10 * cx_w + a11 * cy_w + a12
             r = (along + 1.0) / res
             u0, u1 = int(cu - r), int(cu + r) + 1
             r0, r1 = int(cr - r), int(cr + r) + 1
@@ -494,7 +503,6 @@ class GroundTexture:
                 cv2.LINE_AA,
                 _SHIFT,
             )
-            k = max(int(0.4 / res) | 1, 3)
             mask = cv2.GaussianBlur(mask, (k, k), 0)
             ua, ub = max(u0, 0), min(u1, w_img)
             ra, rb = max(r0, 0), min(r1, h_img)
