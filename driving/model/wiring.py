@@ -10,7 +10,8 @@ Each synapse has a polarity: +1 excitatory, -1 inhibitory. This module reproduce
 generator of the reference package ``ncps`` 1.0.1 exactly (same arguments, same seed, same
 ``np.random.RandomState`` draws in the same order), so ``adjacency_matrix`` and
 ``sensory_adjacency_matrix`` equal ncps's for the same arguments. Unlike ncps, ``build`` is
-idempotent: building twice never adds synapses.
+idempotent: building twice never adds synapses. ``MatrixNCP`` is an NCP whose synapses are
+given instead of drawn (what ``driving.model.ncps_interop`` reads from an ncps module).
 
 Two neuron orders exist, and only one of them is ours:
 
@@ -39,6 +40,7 @@ __all__ = [
     "DEFAULT_STEERING_NCP",
     "NCP",
     "AutoNCP",
+    "MatrixNCP",
     "WiringError",
     "default_steering_wiring",
     "wiring_from_dict",
@@ -457,17 +459,100 @@ class AutoNCP(NCP):
         return dict(self._auto_args)
 
 
+class MatrixNCP(NCP):
+    """An NCP whose synapses are given rather than drawn (for example read from ncps).
+
+    ncps does not record an NCP wiring's seed, and a wiring it built twice holds more
+    synapses than its arguments draw, so a wiring taken over from an ncps module keeps the
+    matrices themselves. Built on construction for ``S`` inputs; it has no generator
+    arguments (no fan-outs, no seed).
+
+    Args:
+        inter_neurons: Inter neurons I.
+        command_neurons: Command neurons C.
+        motor_neurons: Motor neurons M.
+        adjacency_matrix: Signed internal synapses (N, N), ``[src, dst]``, in ncps id
+            order (motor, command, inter); only inter -> command, command -> command and
+            command -> motor synapses are allowed.
+        sensory_adjacency_matrix: Signed sensory synapses (S, N) in ncps id order, onto
+            inter neurons only.
+    """
+
+    kind = "MatrixNCP"
+
+    def __init__(
+        self,
+        inter_neurons: int,
+        command_neurons: int,
+        motor_neurons: int,
+        adjacency_matrix: Any,
+        sensory_adjacency_matrix: Any,
+    ) -> None:
+        for name, value in (
+            ("inter_neurons", inter_neurons),
+            ("command_neurons", command_neurons),
+            ("motor_neurons", motor_neurons),
+        ):
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise WiringError(f"{name} must be an integer >= 1, got {value!r}")
+        self.inter_neurons = int(inter_neurons)
+        self.command_neurons = int(command_neurons)
+        self.motor_neurons = int(motor_neurons)
+        adj, sens = np.asarray(adjacency_matrix), np.asarray(sensory_adjacency_matrix)
+        n = self.units
+        if adj.shape != (n, n) or sens.ndim != 2 or sens.shape[0] < 1 or sens.shape[1] != n:
+            raise WiringError(
+                f"matrices must be (N, N) and (S, N) with N={n}, got {adj.shape} and {sens.shape}"
+            )
+        if not (np.isin(adj, (-1, 0, 1)).all() and np.isin(sens, (-1, 0, 1)).all()):
+            raise WiringError("synapse polarities must be -1, 0 or +1")
+        m, c = self.motor_neurons, self.command_neurons
+        allowed = np.zeros((n, n), dtype=bool)  # ncps ids: motor 0..M-1, command, inter
+        allowed[m + c :, m : m + c] = True  # inter -> command
+        allowed[m : m + c, : m + c] = True  # command -> command and command -> motor
+        for what, matrix, ok in (
+            ("internal", adj, allowed),
+            ("sensory", sens, np.arange(n)[None, :] >= m + c),  # onto inter neurons only
+        ):
+            bad = np.argwhere((matrix != 0) & ~ok)
+            if len(bad):
+                raise WiringError(
+                    f"{what} synapse {tuple(int(i) for i in bad[0])} (ncps ids) does not go "
+                    "sensory -> inter -> command -> motor (or command -> command)"
+                )
+        self.input_dim = int(sens.shape[0])
+        self._adjacency = adj.astype(np.int32)
+        self._sensory = sens.astype(np.int32)
+
+    def config(self) -> dict[str, Any]:
+        """Layer sizes (the matrices travel in ``to_dict`` beside them)."""
+        return {
+            "inter_neurons": self.inter_neurons,
+            "command_neurons": self.command_neurons,
+            "motor_neurons": self.motor_neurons,
+        }
+
+
 def wiring_from_dict(data: dict[str, Any]) -> NCP:
-    """Rebuild an ``NCP`` or ``AutoNCP`` from ``to_dict`` output and verify its matrices.
+    """Rebuild an ``NCP``, ``AutoNCP`` or ``MatrixNCP`` from ``to_dict`` output (verified).
 
     Raises:
         WiringError: Unknown kind, bad arguments, or stored matrices that differ from the
             ones the arguments generate.
     """
-    kinds = {"NCP": NCP, "AutoNCP": AutoNCP}
+    kinds = {"NCP": NCP, "AutoNCP": AutoNCP, "MatrixNCP": MatrixNCP}
     if not isinstance(data, dict) or data.get("kind") not in kinds:
         kind = data.get("kind") if isinstance(data, dict) else type(data).__name__
         raise WiringError(f"unknown wiring kind {kind!r}; expected one of {sorted(kinds)}")
+    if data["kind"] == "MatrixNCP":  # the matrices are the definition
+        try:
+            return MatrixNCP(
+                **data["args"],
+                adjacency_matrix=data["adjacency_matrix"],
+                sensory_adjacency_matrix=data["sensory_adjacency_matrix"],
+            )
+        except (TypeError, KeyError) as e:
+            raise WiringError(f"bad MatrixNCP description: {e}") from e
     try:
         wiring = kinds[data["kind"]](**data["args"])
     except TypeError as e:

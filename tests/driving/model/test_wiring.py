@@ -13,6 +13,7 @@ from driving.model.wiring import (
     DEFAULT_STEERING_NCP,
     NCP,
     AutoNCP,
+    MatrixNCP,
     WiringError,
     default_steering_wiring,
     wiring_from_dict,
@@ -150,3 +151,33 @@ def test_wiring_module_is_numpy_only():
         if isinstance(node, ast.ImportFrom) and node.module
     }
     assert roots <= {"numpy", "typing", "__future__", "liquid_drive"}, roots
+
+
+def test_matrix_ncp_keeps_given_synapses_and_round_trips():
+    drawn = NCP(**DEFAULT_STEERING_NCP).build(32)
+    given = MatrixNCP(12, 6, 1, drawn.adjacency_matrix, drawn.sensory_adjacency_matrix)
+    assert given.is_built and given.input_dim == 32 and given.layer_sizes == (12, 6, 1)
+    np.testing.assert_array_equal(given.state_adjacency, drawn.state_adjacency)
+    assert given.synapse_counts() == drawn.synapse_counts()
+    assert given.build(32) is given
+    with pytest.raises(WiringError, match="input_dim=32"):
+        given.build(16)
+    again = wiring_from_dict(json.loads(json.dumps(given.to_dict())))
+    assert type(again) is MatrixNCP and again == given and again != drawn
+
+
+def test_matrix_ncp_refuses_what_is_not_an_ncp():
+    drawn = AutoNCP(19, 1).build(8)
+    adj, sens = drawn.adjacency_matrix, drawn.sensory_adjacency_matrix
+    with pytest.raises(WiringError, match="matrices must be"):
+        MatrixNCP(11, 7, 1, adj[:-1], sens)
+    backwards = adj.copy()
+    backwards[0, 18] = 1  # motor (id 0) -> inter (id 18)
+    with pytest.raises(WiringError, match="internal synapse"):
+        MatrixNCP(11, 7, 1, backwards, sens)
+    skipping = sens.copy()
+    skipping[0, 0] = -1  # sensory -> motor
+    with pytest.raises(WiringError, match="sensory synapse"):
+        MatrixNCP(11, 7, 1, adj, skipping)
+    with pytest.raises(WiringError, match="polarities"):
+        MatrixNCP(11, 7, 1, adj * 2, sens)
