@@ -23,32 +23,19 @@ polarity (+1/-1) and trained. Inputs are mapped ``x * input_w + input_b`` ("affi
 outputs ``v_motor * output_w + output_b``.
 
 Neuron order is the wiring's state order (inter, command, motor; ``driving/model/wiring.py``);
-ncps's LTC keeps its state in ncps ids (motor first), and ``from_ncps`` permutes for you.
-Interface as the CfC modules: ``forward(x (B, T, S), elapsed (B, T) | (B, T, 1) | None,
-h0 (B, N) | None) -> (y (B, T, M), states (B, T, N))`` and ``step(x (B, S), elapsed (B,),
-h (B, N)) -> (y (B, M), h (B, N))``, unrolling exactly to ``forward``.
+ncps's LTC keeps its state in ncps ids (motor first), and
+``driving.model.ncps_interop.from_ncps`` permutes for you. Interface, elapsed time and time
+loop come from ``driving.model.cores.SequenceCore``: ``forward(x (B, T, S), elapsed, h0)
+-> (y (B, T, M), states (B, T, N))`` and ``step(x (B, S), elapsed, h) -> (y (B, M), h)``,
+unrolling exactly to ``forward``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from driving.model.cfc import (
-    CfCError,
-    NcpsStyle,
-    _check_ncps_wrapper,
-    _WeightCache,
-    check_input,
-    elapsed_sequence,
-    elapsed_step,
-    initial_state,
-    wiring_from_ncps,
-)
+from driving.model.cores import CoreError, StateReadoutCore
 from driving.model.wiring import NCP
 
 __all__ = ["LTC"]
@@ -69,7 +56,7 @@ INIT_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
-class LTC(nn.Module):
+class LTC(StateReadoutCore):
     """ODE-based LTC on an NCP wiring (semi-implicit Euler, ``ode_unfolds`` per step).
 
     Args:
@@ -98,18 +85,18 @@ class LTC(nn.Module):
         output_mapping: str = "affine",
         implicit_param_constraints: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(input_size, cache_weights=True)
         if not isinstance(wiring, NCP):
-            raise CfCError(
+            raise CoreError(
                 f"wiring must be a driving.model.wiring.NCP, got {type(wiring).__name__}"
             )
         if ode_unfolds < 1:
-            raise CfCError(f"ode_unfolds must be >= 1, got {ode_unfolds}")
+            raise CoreError(f"ode_unfolds must be >= 1, got {ode_unfolds}")
         for name, value in (("input_mapping", input_mapping), ("output_mapping", output_mapping)):
             if value not in INPUT_MAPPINGS:
-                raise CfCError(f"{name} must be one of {INPUT_MAPPINGS}, got {value!r}")
+                raise CoreError(f"{name} must be one of {INPUT_MAPPINGS}, got {value!r}")
         wiring.build(input_size)
-        self.wiring, self.input_size = wiring, input_size
+        self.wiring = wiring
         self.ode_unfolds, self.epsilon = ode_unfolds, epsilon
         self.input_mapping, self.output_mapping = input_mapping, output_mapping
         self.implicit_param_constraints = implicit_param_constraints
@@ -138,7 +125,6 @@ class LTC(nn.Module):
         self.input_b = nn.Parameter(torch.zeros(s)) if input_mapping == "affine" else None
         self.output_w = nn.Parameter(torch.ones(m)) if output_mapping != "none" else None
         self.output_b = nn.Parameter(torch.zeros(m)) if output_mapping == "affine" else None
-        self._cache = _WeightCache()
 
     @property
     def state_size(self) -> int:
@@ -149,10 +135,6 @@ class LTC(nn.Module):
     def output_size(self) -> int:
         """Motor neurons M."""
         return self.wiring.motor_neurons
-
-    def _apply(self, fn: Callable, *args: Any, **kwargs: Any) -> LTC:
-        self._cache.clear()
-        return super()._apply(fn, *args, **kwargs)
 
     def _positive(self, p: Tensor) -> Tensor:
         return nn.functional.softplus(p) if self.implicit_param_constraints else p
@@ -177,7 +159,7 @@ class LTC(nn.Module):
             "leak": gleak * self.vleak,  # (N,)
         }
 
-    def _cell(self, x: Tensor, ts: Tensor, v: Tensor, w: dict[str, Tensor]) -> Tensor:
+    def _update(self, x: Tensor, ts: Tensor, v: Tensor, w: dict[str, Tensor]) -> Tensor:
         """One step: x (B, S), ts (B, 1), v (B, N) -> new v (B, N)."""
         if self.input_w is not None:
             x = x * self.input_w
@@ -202,76 +184,3 @@ class LTC(nn.Module):
         if self.output_b is not None:
             y = y + self.output_b
         return y
-
-    def forward(
-        self, x: Tensor, elapsed: Tensor | float | None = None, h0: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Run a sequence.
-
-        Args:
-            x: (B, T, S) sensory inputs.
-            elapsed: (B, T) or (B, T, 1) elapsed time per sample and step; None = 1.0.
-            h0: (B, N) initial potentials in state order; None = zeros.
-
-        Returns:
-            ``(y, states)``: y (B, T, M) mapped motor outputs, states (B, T, N).
-        """
-        check_input(x, self.input_size, 3, "x")
-        ts = elapsed_sequence(elapsed, x)  # (B, T, 1)
-        v = initial_state(h0, x, self.state_size)
-        w = self._weights()
-        states = []
-        for t in range(x.shape[1]):
-            v = self._cell(x[:, t], ts[:, t], v, w)
-            states.append(v)
-        s = torch.stack(states, dim=1)  # (B, T, N)
-        return self._readout(s), s
-
-    def step(
-        self, x: Tensor, elapsed: Tensor | float | None = None, h: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """One step: x (B, S), elapsed (B,) | (B, 1) | None, h (B, N) | None -> (y (B, M), h)."""
-        check_input(x, self.input_size, 2, "x")
-        v = initial_state(h, x, self.state_size)
-        v = self._cell(x, elapsed_step(elapsed, x), v, self._cache.get(self, self._weights))
-        return self._readout(v), v
-
-    @classmethod
-    def from_ncps(cls, module: nn.Module, wiring_seed: int | None = None) -> NcpsStyle:
-        """Our LTC with the weights of an ncps ``LTC(S, wiring)``, permuted to state order.
-
-        Args:
-            module: ncps ``LTC`` on an ``AutoNCP`` or ``NCP`` wiring.
-            wiring_seed: Seed of an ncps ``NCP`` wiring (not needed for ``AutoNCP``).
-
-        Returns:
-            An ``NcpsStyle`` wrapper (``hx`` in ncps's id order) around the new ``LTC``.
-        """
-        _check_ncps_wrapper(module)
-        cell = module.rnn_cell
-        if type(cell).__name__ != "LTCCell":
-            raise CfCError(f"expected an ncps LTC, got cell {type(cell).__name__}")
-        wiring = wiring_from_ncps(cell._wiring, module.input_size, wiring_seed)
-        ours = cls(
-            module.input_size,
-            wiring,
-            ode_unfolds=cell._ode_unfolds,
-            epsilon=cell._epsilon,
-            input_mapping=cell._input_mapping if cell._input_mapping in INPUT_MAPPINGS else "none",
-            output_mapping=(
-                cell._output_mapping if cell._output_mapping in INPUT_MAPPINGS else "none"
-            ),
-            implicit_param_constraints=cell._implicit_param_constraints,
-        )
-        ids = torch.as_tensor(wiring.ncps_ids)
-        sd = {}
-        for name, value in cell.state_dict().items():
-            if name in ("gleak", "vleak", "cm"):
-                value = value[ids]  # (N,) ncps ids -> state order
-            elif name in ("sigma", "mu", "w", "erev", "sparsity_mask"):
-                value = value[ids][:, ids]  # (N, N)
-            elif name.startswith("sensory_"):
-                value = value[:, ids]  # (S, N)
-            sd[name] = value
-        ours.load_state_dict(sd, strict=True)
-        return NcpsStyle(ours, module, hx_order=np.asarray(wiring.ncps_ids))

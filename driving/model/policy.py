@@ -52,6 +52,7 @@ import tyro
 from torch import Tensor, nn
 
 from driving.model.cfc import CfC, WiredCfC
+from driving.model.cores import FeedForwardCore, GRUCore, LSTMCore
 from driving.model.ltc import LTC
 from driving.model.wiring import NCP
 from liquid_drive.errors import LiquidDriveError
@@ -180,92 +181,6 @@ class PolicyConfig:
         d["preprocess"] = PreprocessSpec.from_dict(d["preprocess"])
         d["conv"] = ConvHeadConfig.from_dict(d["conv"])
         return cls(**d)
-
-
-# ---------------------------------------------------------------------------------------------
-# Baseline cores, with the same interface as driving.model.cfc's:
-#   forward(x (B, T, F), elapsed (B, T) | None, h0 (B, N) | None) -> (y (B, T, M), states (B, T, N))
-#   step(x (B, F), elapsed (B,) | None, h (B, N) | None) -> (y (B, M), h (B, N))
-# ``forward`` unrolls ``step``, so the two agree exactly. They ignore ``elapsed``.
-
-
-class _DiscreteCore(nn.Module):
-    """Shared unrolling of a discrete-time core over a window."""
-
-    state_size: int
-    output_size: int
-
-    def step(
-        self, x: Tensor, elapsed: Tensor | None = None, h: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
-
-    def forward(
-        self, x: Tensor, elapsed: Tensor | None = None, h0: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Runs a window: x (B, T, F) -> (y (B, T, M), states (B, T, N))."""
-        h, ys, hs = h0, [], []
-        for t in range(x.shape[1]):
-            y, h = self.step(x[:, t], None, h)
-            ys.append(y)
-            hs.append(h)
-        return torch.stack(ys, dim=1), torch.stack(hs, dim=1)
-
-
-class LSTMCore(_DiscreteCore):
-    """LSTM; state = [h | c] (N = 2 * units), output = h (M = units)."""
-
-    def __init__(self, input_size: int, units: int, cell_clip: float) -> None:
-        super().__init__()
-        self.cell = nn.LSTMCell(input_size, units)
-        with torch.no_grad():  # forget-gate bias 1 (gate order i, f, g, o)
-            self.cell.bias_ih[units : 2 * units].fill_(1.0)
-            self.cell.bias_hh[units : 2 * units].zero_()
-        self.units, self.cell_clip = units, cell_clip
-        self.state_size, self.output_size = 2 * units, units
-
-    def step(
-        self, x: Tensor, elapsed: Tensor | None = None, h: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """X (B, F), h (B, 2U) | None -> (y (B, U), h (B, 2U))."""
-        if h is None:
-            h = x.new_zeros(x.shape[0], self.state_size)
-        hx, cx = self.cell(x, (h[:, : self.units], h[:, self.units :]))
-        cx = cx.clamp(-self.cell_clip, self.cell_clip)
-        return hx, torch.cat([hx, cx], dim=1)
-
-
-class GRUCore(_DiscreteCore):
-    """GRU; state = output = h (N = M = units)."""
-
-    def __init__(self, input_size: int, units: int) -> None:
-        super().__init__()
-        self.cell = nn.GRUCell(input_size, units)
-        self.state_size = self.output_size = units
-
-    def step(
-        self, x: Tensor, elapsed: Tensor | None = None, h: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """X (B, F), h (B, U) | None -> (y (B, U), h (B, U))."""
-        if h is None:
-            h = x.new_zeros(x.shape[0], self.state_size)
-        h = self.cell(x, h)
-        return h, h
-
-
-class FeedForwardCore(_DiscreteCore):
-    """No memory: one hidden ReLU layer per frame; state size 0."""
-
-    def __init__(self, input_size: int, units: int) -> None:
-        super().__init__()
-        self.hidden = nn.Linear(input_size, units)
-        self.state_size, self.output_size = 0, units
-
-    def step(
-        self, x: Tensor, elapsed: Tensor | None = None, h: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """X (B, F) -> (y (B, U), empty state (B, 0))."""
-        return torch.relu(self.hidden(x)), x.new_zeros(x.shape[0], 0)
 
 
 def _hidden_names(prefix: str, n: int) -> list[str]:

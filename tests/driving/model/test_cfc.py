@@ -1,22 +1,15 @@
-"""driving.model.cfc: step == forward exactly, faithful masks, inert masked weights, elapsed."""
+"""driving.model.cfc (+ cells): step == forward exactly, faithful masks, inert masked weights."""
 
 import numpy as np
 import pytest
 import torch
 
-from driving.model.cfc import CfC, CfCCell, CfCError, WiredCfC, _GatedHeads
+from driving.model.cells import CfCCell, GatedHeads
+from driving.model.cfc import CfC, WiredCfC
+from driving.model.cores import CoreError
 from driving.model.wiring import AutoNCP, default_steering_wiring
 
 B, T, S = 3, 6, 32
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _data(batch=B, steps=T, features=S, seed=0):
@@ -164,15 +157,15 @@ def test_elapsed_time_is_per_sample_even_when_batch_equals_units():
 def test_bad_shapes_are_clear_errors():
     model = WiredCfC(S, default_steering_wiring())
     x, elapsed, _ = _data()
-    with pytest.raises(CfCError, match=r"\(B, T\)"):
+    with pytest.raises(CoreError, match=r"\(B, T\)"):
         model(x, elapsed[:, :-1])
-    with pytest.raises(CfCError, match="F=32"):
+    with pytest.raises(CoreError, match="F=32"):
         model(x[..., :5])
-    with pytest.raises(CfCError, match="state"):
+    with pytest.raises(CoreError, match="state"):
         model(x, elapsed, torch.zeros(B, 7))
-    with pytest.raises(CfCError, match=r"\(B,\)"):
+    with pytest.raises(CoreError, match=r"\(B,\)"):
         model.step(x[:, 0], torch.ones(B, 2))
-    with pytest.raises(CfCError, match="mode"):
+    with pytest.raises(CoreError, match="mode"):
         CfCCell(4, 4, mode="fast")
     with pytest.raises(ValueError, match="input_dim"):
         WiredCfC(16, default_steering_wiring(32))
@@ -209,7 +202,7 @@ def test_default_core_outputs_motor_state_in_wiring_order():
 def test_hand_written_head_backward_passes_gradcheck(gated, literal):
     u = torch.randn(5, 12, dtype=torch.double, requires_grad=True)
     ts = torch.rand(5, 1, dtype=torch.double, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda u, ts: _GatedHeads.apply(u, ts, gated, literal), (u, ts))
+    assert torch.autograd.gradcheck(lambda u, ts: GatedHeads.apply(u, ts, gated, literal), (u, ts))
 
 
 def test_training_gradients_match_the_readable_cell():

@@ -4,20 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from driving.model.cfc import CfCError
+from driving.model.cores import CoreError
 from driving.model.ltc import LTC
 from driving.model.wiring import default_steering_wiring
 
 B, T, S = 3, 5, 32
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _data(seed=0, batch=B):
@@ -100,9 +91,9 @@ def test_explicit_constraints_clip_and_mappings():
 
 
 def test_bad_arguments():
-    with pytest.raises(CfCError, match="ode_unfolds"):
+    with pytest.raises(CoreError, match="ode_unfolds"):
         LTC(S, default_steering_wiring(), ode_unfolds=0)
-    with pytest.raises(CfCError, match="input_mapping"):
+    with pytest.raises(CoreError, match="input_mapping"):
         LTC(S, default_steering_wiring(), input_mapping="relu")
-    with pytest.raises(CfCError, match="wiring"):
+    with pytest.raises(CoreError, match="wiring"):
         LTC(S, "AutoNCP(19, 1)")
