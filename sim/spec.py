@@ -29,6 +29,9 @@ Episode end:
     * ``truncated`` at the end of the route or at the time limit.
     * In intervention mode a departure instead sets ``info["intervention"] = True``, the car is
       put back on the lane centre (heading along the lane) and the route continues.
+    * After ``terminated`` or ``truncated`` the episode is over: ``step()`` raises
+      :class:`ResetNeededError` until the next ``reset()``; after ``close()`` both ``reset()``
+      and ``step()`` raise :class:`EnvClosedError` (``close()`` itself may be called again).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from gymnasium import error as gym_error
 from gymnasium import spaces
 
 from liquid_drive.errors import LiquidDriveError
@@ -49,6 +53,18 @@ class ContractError(LiquidDriveError, ValueError):
 
 class SimConfigError(LiquidDriveError, ValueError):
     """An invalid simulator option (a range, a name, a parameter out of its domain)."""
+
+
+class ResetNeededError(LiquidDriveError, RuntimeError, gym_error.ResetNeeded):
+    """``step()`` with no episode running.
+
+    Before the first ``reset()``, or after the episode ended (``terminated`` or ``truncated``)
+    without a new ``reset()``.
+    """
+
+
+class EnvClosedError(LiquidDriveError, RuntimeError, gym_error.ClosedEnvironmentError):
+    """``reset()`` or ``step()`` on an environment after ``close()``."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,22 +202,69 @@ def check_action(action: Any, max_curvature_per_m: float) -> float:
     """Validates an action and returns the curvature clipped to the car's limit.
 
     Args:
-        action: A scalar or a one-element array, curvature in 1/m.
+        action: A real number or a one-element array of real numbers (integer or floating
+            point), the curvature in 1/m.
         max_curvature_per_m: The car's curvature limit, 1/m.
 
     Returns:
         The curvature as a float in ``[-max_curvature_per_m, max_curvature_per_m]``.
 
     Raises:
-        ContractError: If the action is not a single finite number.
+        ContractError: If the action is not a single finite real number (a bool, a complex
+            number, ``None``, a string or an array of another size is refused), naming what
+            it got.
     """
-    arr = np.asarray(action, dtype=np.float64).reshape(-1)
+    try:
+        arr = np.asarray(action)
+    except (TypeError, ValueError) as err:  # e.g. a ragged nested list
+        raise ContractError(
+            f"action must be one curvature in 1/m, got {_describe(action)} ({err})"
+        ) from None
+    if arr.dtype.kind not in "iuf":  # bool, complex, object (None), strings, ...
+        raise ContractError(
+            f"action must be a real number (one curvature in 1/m), got {_describe(action)}"
+        )
     if arr.size != 1:
-        raise ContractError(f"action must be one curvature in 1/m, got shape {np.shape(action)}")
-    kappa = float(arr[0])
+        raise ContractError(
+            f"action must be one curvature in 1/m, got {arr.size} values ({_describe(action)})"
+        )
+    kappa = float(arr.reshape(-1)[0])
     if not math.isfinite(kappa):
         raise ContractError(f"action must be a finite curvature in 1/m, got {kappa}")
     return min(max(kappa, -max_curvature_per_m), max_curvature_per_m)
+
+
+def check_env_state(call: str, *, closed: bool, started: bool = True, ended: bool = False) -> None:
+    """Refuses a ``reset()``/``step()`` the env's state does not allow (the contract's errors).
+
+    Args:
+        call: ``"reset"`` or ``"step"``, named in the message.
+        closed: Whether ``close()`` has been called.
+        started: Whether a ``reset()`` has started an episode (``step`` only).
+        ended: Whether the episode has ended: ``terminated`` or ``truncated`` (``step`` only).
+
+    Raises:
+        EnvClosedError: After ``close()``.
+        ResetNeededError: For ``step()`` before the first ``reset()`` or after the episode
+            ended.
+    """
+    if closed:
+        raise EnvClosedError(f"{call}() on a closed environment; create a new one")
+    if not started:
+        raise ResetNeededError(f"call reset() before {call}()")
+    if ended:
+        raise ResetNeededError(
+            f"the episode has ended (terminated or truncated); call reset() before {call}()"
+        )
+
+
+def _describe(value: Any, limit: int = 60) -> str:
+    """``"bool True"``, ``"ndarray of dtype float32 and shape (2,)"``: names a bad value."""
+    if isinstance(value, np.ndarray):
+        return f"ndarray of dtype {value.dtype} and shape {value.shape}"
+    text = repr(value)
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(value).__name__} {text}"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ perturbation is added to the driver's curvature command. The car executes the no
 command, which drives it off the lane centre; the recording keeps the driver's clean command
 as the label, so the data shows how to recover. ``info["curvature_applied"]`` is what the car
 executed, ``info["noise_active"]`` whether a perturbation was on and
-``info["noise_curvature"]`` its value (1/m).
+``info["noise_curvature"]`` its value (1/m). Actions are checked with
+:func:`sim.spec.check_action`, and a ``step()`` with no episode running is refused with the
+contract's errors before the perturbation schedule moves on.
 """
 
 from __future__ import annotations
@@ -82,6 +84,9 @@ class NoiseInjection(gym.Wrapper):
         self._event_start = 0.0
         self._peak = 0.0
         self._ou = 0.0
+        self._started = False
+        self._ended = False
+        self._closed = False
 
     def _gap(self) -> float:
         if self.share <= 0.0:
@@ -93,7 +98,9 @@ class NoiseInjection(gym.Wrapper):
         """Resets the env and the perturbation schedule."""
         if seed is not None:
             self._rng = np.random.default_rng([seed, 0x5EED])
+        spec.check_env_state("reset", closed=self._closed)
         obs, info = self.env.reset(seed=seed, options=options)
+        self._started, self._ended = True, False
         self._t = float(np.asarray(obs[spec.T_S]).reshape(-1)[0])
         self._event_end = -math.inf
         self._next_start = self._t + self._gap()
@@ -127,20 +134,25 @@ class NoiseInjection(gym.Wrapper):
 
     def step(self, action: Any):
         """Executes ``action`` plus the current perturbation."""
-        clean = np.asarray(action, dtype=np.float32).reshape(-1)
-        if clean.size != 1 or not np.isfinite(clean[0]):
-            raise spec.ContractError(f"action must be one finite curvature in 1/m, got {action!r}")
+        clean = np.float32(spec.check_action(action, math.inf))  # the label: not clipped
+        spec.check_env_state("step", closed=self._closed, started=self._started, ended=self._ended)
         dt = getattr(self.env.unwrapped, "config", None)
         dt = dt.dt_s if dt is not None and hasattr(dt, "dt_s") else spec.DT_S
         noise, active = self._noise(self._t, dt)
-        noisy = np.array([clean[0] + noise], dtype=np.float32)
+        noisy = np.array([clean + noise], dtype=np.float32)
         obs, reward, terminated, truncated, info = self.env.step(noisy)
+        self._ended = bool(terminated or truncated)
         self._t = float(np.asarray(obs[spec.T_S]).reshape(-1)[0])
         info = dict(info)
         info[spec.INFO_NOISE_ACTIVE] = active
         info["noise_curvature"] = noise
-        info["curvature_clean"] = float(clean[0])
+        info["curvature_clean"] = float(clean)
         return obs, reward, terminated, truncated, info
+
+    def close(self) -> None:
+        """Closes the env; later ``reset``/``step`` calls are refused (safe to call twice)."""
+        self._closed = True
+        super().close()
 
 
 class RandomStart(gym.Wrapper):

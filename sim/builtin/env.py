@@ -11,7 +11,9 @@ per-episode target speed; the agent steers.
 ## Action Space
 ``Box(-k_max, k_max, (1,), float32)``: the path curvature in 1/m, positive = left. The car
 turns it into a road-wheel angle ``delta = atan(wheelbase * kappa)`` clipped to its limit. A
-NaN or infinite action raises ``ValueError``.
+NaN or infinite action, or anything but one real number (a bool, a complex number, ``None``,
+a string, an array of another size), raises :class:`sim.spec.ContractError` (a
+``ValueError``).
 
 ## Observation Space
 ``Dict(image=Box(0, 255, (H, W, 3), uint8), speed_mps=Box(0, 60, (1,), float32),
@@ -28,7 +30,9 @@ target speed; ``options={"start_offset_m": ..., "start_heading_rad": ...}`` offs
 ## Episode Termination
 ``terminated`` when ``|lateral_offset_m| > lane_half_width_m + departure_margin_m`` (unless
 ``intervention_mode``, which counts the departure, puts the car back on the lane centre and
-continues); ``truncated`` at the end of the route or after ``max_time_s``.
+continues); ``truncated`` at the end of the route or after ``max_time_s``. After either the
+episode is over: ``step()`` raises :class:`sim.spec.ResetNeededError` until ``reset()``; after
+``close()``, ``reset()`` and ``step()`` raise :class:`sim.spec.EnvClosedError`.
 
 ## Arguments
 ``BuiltinDrivingEnv(config=None, render_mode=None, **overrides)``: the fields of
@@ -224,6 +228,8 @@ class BuiltinDrivingEnv(gym.Env):
         self._renderer: Renderer | None = None
         self._road_cache: tuple | None = None
         self._last_image: np.ndarray | None = None
+        self._episode_over = True
+        self._closed = False
 
     # -----------------------------------------------------------------------------------------
     @property
@@ -255,7 +261,9 @@ class BuiltinDrivingEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Starts an episode on the road picked by ``seed`` (see the module doc)."""
+        spec.check_env_state("reset", closed=self._closed)
         super().reset(seed=seed)
+        self._episode_over = True  # until this reset has succeeded
         options = dict(options or {})
         unknown = set(options) - {"start_offset_m", "start_heading_rad"}
         if unknown:
@@ -320,12 +328,14 @@ class BuiltinDrivingEnv(gym.Env):
         self._measure()
         self._s_prev = self._s
         obs = self._observe()
+        self._episode_over = False
         return obs, self._info()
 
     def step(self, action: Any):
         """Applies a curvature command for one control period (see the module doc)."""
-        if self.road is None:
-            raise RuntimeError("call reset() before step()")
+        spec.check_env_state(
+            "step", closed=self._closed, started=self.road is not None, ended=self._episode_over
+        )
         kappa = spec.check_action(action, self.max_curvature_per_m)
         cfg = self.config
         dt = cfg.dt_s
@@ -355,6 +365,7 @@ class BuiltinDrivingEnv(gym.Env):
             self._s >= self.route_end_s or self.t_s >= self.max_time_s
         )
         reward = 1.0 - (self._lateral / half) ** 2
+        self._episode_over = terminated or truncated
         obs = self._observe()
         return obs, float(reward), terminated, truncated, self._info()
 
@@ -426,5 +437,6 @@ class BuiltinDrivingEnv(gym.Env):
         )
 
     def close(self) -> None:
-        """Releases the renderer (safe to call twice)."""
+        """Releases the renderer; later ``reset``/``step`` are refused (safe to call twice)."""
         self._renderer = None
+        self._closed = True

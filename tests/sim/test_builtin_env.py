@@ -101,3 +101,78 @@ def test_make_env_and_registered_id():
     expert = sim.make_expert(env)
     action, _ = expert.act(obs, expert.reset())
     env.step(action)
+
+
+BAD_ACTIONS = [
+    (True, "bool"),
+    (np.bool_(False), "bool"),
+    (1 + 2j, "complex"),
+    (np.complex64(0.1), "complex"),
+    (None, "NoneType"),
+    ("0.1", "str"),
+    (b"0.1", "bytes"),
+    (np.zeros(2, np.float32), r"2 values \(ndarray of dtype float32 and shape \(2,\)\)"),
+    ([0.1, 0.2], r"2 values \(list \[0.1, 0.2\]\)"),
+    (np.zeros(0), "0 values"),
+    ([[0.1], [0.2, 0.3]], "list"),
+    (np.array([None]), "dtype object"),
+]
+
+
+@pytest.mark.parametrize(("action", "named"), BAD_ACTIONS)
+def test_check_action_refuses_what_is_not_one_real_number_and_names_it(action, named):
+    with pytest.raises(spec.ContractError, match=named):
+        spec.check_action(action, 0.2)
+
+
+def test_check_action_accepts_real_scalars_and_one_element_arrays():
+    for good in (0.1, 1, np.float32(0.1), np.int64(0), [0.1], np.array([[0.1]]), np.float16(0.1)):
+        assert -0.2 <= spec.check_action(good, 0.2) <= 0.2
+    assert spec.check_action(np.array([5.0], np.float32), 0.2) == 0.2
+
+
+def test_bad_action_types_are_refused_by_step():
+    env = BuiltinDrivingEnv(route_length_m=100.0)
+    env.reset(seed=0)
+    for action, named in BAD_ACTIONS:
+        with pytest.raises(spec.ContractError, match=named):
+            env.step(action)
+    env.step(np.zeros(1, np.float32))  # the episode is still fine
+
+
+def _until_the_end(env, kappa):
+    for _ in range(2000):
+        _, _, terminated, truncated, info = env.step(np.array([kappa], np.float32))
+        if terminated or truncated:
+            return terminated, truncated, info
+    raise AssertionError("the episode did not end")
+
+
+@pytest.mark.parametrize("kappa", [0.15, 0.0], ids=["terminated", "truncated"])
+def test_step_after_the_episode_ended_needs_a_reset(kappa):
+    env = BuiltinDrivingEnv(route_length_m=10.0, max_time_s=3.0, supersample=1)
+    env.reset(seed=0)
+    terminated, truncated, info = _until_the_end(env, kappa)
+    assert terminated if kappa else truncated
+    pose = info[spec.INFO_POSE]
+    with pytest.raises(spec.ResetNeededError, match="episode has ended") as err:
+        env.step(np.zeros(1, np.float32))
+    assert isinstance(err.value, gymnasium.error.ResetNeeded)
+    assert isinstance(err.value, RuntimeError)
+    assert env._info()[spec.INFO_POSE] == pose  # the car did not move on
+    env.reset(seed=1)
+    env.step(np.zeros(1, np.float32))  # a new episode steps again
+
+
+def test_reset_and_step_after_close_are_clear_errors():
+    env = BuiltinDrivingEnv(route_length_m=100.0)
+    with pytest.raises(spec.ResetNeededError, match=r"call reset\(\) before step\(\)"):
+        env.step(np.zeros(1, np.float32))
+    env.reset(seed=0)
+    env.close()
+    for call in (lambda: env.step(np.zeros(1, np.float32)), lambda: env.reset(seed=0)):
+        with pytest.raises(spec.EnvClosedError, match="closed environment") as err:
+            call()
+        assert isinstance(err.value, gymnasium.error.ClosedEnvironmentError)
+    env.close()  # closing twice is allowed
+    assert env.render() is None

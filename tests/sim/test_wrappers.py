@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -76,3 +78,37 @@ def test_bad_noise_settings_are_errors():
         NoiseInjection(env, share=1.5)
     with pytest.raises(ValueError, match="kind"):
         NoiseInjection(env, kind="sine")
+
+
+def test_noise_wrapper_checks_actions_like_the_contract():
+    env = NoiseInjection(BuiltinDrivingEnv(route_length_m=100.0), share=0.5)
+    env.reset(seed=0)
+    for bad in (True, None, 1j, "0.1", np.zeros(2, np.float32), np.array([np.nan], np.float32)):
+        with pytest.raises(spec.ContractError) as expected:
+            spec.check_action(bad, np.inf)
+        with pytest.raises(spec.ContractError, match=re.escape(str(expected.value))):
+            env.step(bad)
+
+
+def test_noise_wrapper_after_the_end_and_after_close():
+    env = NoiseInjection(
+        BuiltinDrivingEnv(route_length_m=10.0, max_time_s=1.0, supersample=1), share=0.5
+    )
+    with pytest.raises(spec.ResetNeededError):
+        env.step(np.zeros(1, np.float32))
+    env.reset(seed=0)
+    for _ in range(100):
+        if any(env.step(np.zeros(1, np.float32))[2:4]):
+            break
+    schedule = (env._rng.bit_generator.state, env._next_start, env._event_end)
+    with pytest.raises(spec.ResetNeededError, match="episode has ended"):
+        env.step(np.zeros(1, np.float32))
+    assert (env._rng.bit_generator.state, env._next_start, env._event_end) == schedule
+    env.reset(seed=0)
+    env.step(np.zeros(1, np.float32))
+    env.close()
+    with pytest.raises(spec.EnvClosedError):
+        env.step(np.zeros(1, np.float32))
+    with pytest.raises(spec.EnvClosedError):
+        env.reset(seed=0)
+    env.close()
