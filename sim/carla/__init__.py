@@ -9,15 +9,21 @@ Use ``sim.make_env("carla", host=..., port=..., town=..., weather=...)`` or
 :mod:`sim.carla.suites`.
 """
 
+from sim.carla.config import CarlaEnvConfig
 from sim.carla.connection import (
     CLIENT_VERSION,
     INSTALL_HINT,
+    CarlaCleanupError,
+    CarlaConfigError,
     CarlaConnectionError,
+    CarlaDataError,
     CarlaNotInstalledError,
+    CarlaServerBusyError,
+    CarlaSpawnError,
     CarlaVersionWarning,
     import_carla,
 )
-from sim.carla.env import CarlaDrivingEnv, CarlaEnvConfig, CarlaServerBusyError, CarlaSpawnError
+from sim.carla.env import CarlaDrivingEnv
 from sim.carla.expert import CarlaExpert, PurePursuitConfig
 from sim.carla.suites import SUITES, suite_conditions
 
@@ -25,7 +31,10 @@ __all__ = [
     "CLIENT_VERSION",
     "INSTALL_HINT",
     "SUITES",
+    "CarlaCleanupError",
+    "CarlaConfigError",
     "CarlaConnectionError",
+    "CarlaDataError",
     "CarlaDrivingEnv",
     "CarlaEnvConfig",
     "CarlaExpert",

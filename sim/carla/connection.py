@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 from liquid_drive.errors import LiquidDriveError
+from sim.spec import ContractError, SimConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,26 @@ class CarlaNotInstalledError(LiquidDriveError, ImportError):
 
 class CarlaConnectionError(LiquidDriveError, RuntimeError):
     """No CARLA server answered at host:port within the timeout."""
+
+
+class CarlaConfigError(SimConfigError):
+    """An invalid option of the CARLA backend (a range, a name, an unknown field or suite)."""
+
+
+class CarlaDataError(ContractError):
+    """Data from the server the backend cannot use (a wrong-sized image, not four wheels)."""
+
+
+class CarlaSpawnError(LiquidDriveError, RuntimeError):
+    """No free spawn point was found for the ego vehicle."""
+
+
+class CarlaServerBusyError(LiquidDriveError, RuntimeError):
+    """Another environment of this process still drives the same server."""
+
+
+class CarlaCleanupError(LiquidDriveError, RuntimeError):
+    """Actors of ours could not be destroyed, even after retries (their ids are named)."""
 
 
 class CarlaVersionWarning(UserWarning):

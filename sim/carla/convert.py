@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from sim.carla.connection import CarlaDataError
+
 
 def wrap_angle(angle_rad: float) -> float:
     """Wraps an angle to ``(-pi, pi]``."""
@@ -107,12 +109,13 @@ def bgra_to_rgb(raw_data: Any, height_px: int, width_px: int) -> np.ndarray:
     The result is a copy: the buffer belongs to the CARLA image.
 
     Raises:
-        ValueError: If the buffer does not hold ``height * width * 4`` bytes.
+        CarlaDataError: If the buffer does not hold ``height * width * 4`` bytes (a
+            ``ValueError``).
     """
     buf = np.frombuffer(raw_data, dtype=np.uint8)
     expected = height_px * width_px * 4
     if buf.size != expected:
-        raise ValueError(
+        raise CarlaDataError(
             f"camera image has {buf.size} bytes, expected {height_px}x{width_px}x4 = {expected}"
         )
     return np.ascontiguousarray(buf.reshape(height_px, width_px, 4)[:, :, 2::-1])
@@ -136,10 +139,10 @@ def vehicle_geometry_from_wheels(
         the vehicle's forward axis relative to the actor origin (negative = behind it).
 
     Raises:
-        ValueError: If there are not four wheels.
+        CarlaDataError: If there are not four wheels (a ``ValueError``).
     """
     if len(wheel_positions_cm) != 4:
-        raise ValueError(f"expected 4 wheels, got {len(wheel_positions_cm)}")
+        raise CarlaDataError(f"expected 4 wheels, got {len(wheel_positions_cm)}")
     pts = np.array([[float(p.x), float(p.y)] for p in wheel_positions_cm]) / 100.0
     front, rear = pts[:2].mean(axis=0), pts[2:].mean(axis=0)
     fwd = np.array([math.cos(math.radians(yaw_deg)), math.sin(math.radians(yaw_deg))])

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from sim.carla.connection import CarlaConfigError
+
 
 @dataclass(frozen=True)
 class PurePursuitConfig:
@@ -37,7 +39,7 @@ class PurePursuitConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.lookahead_min_m <= self.lookahead_max_m or self.lookahead_time_s < 0:
-            raise ValueError(
+            raise CarlaConfigError(
                 "need 0 < lookahead_min_m <= lookahead_max_m and lookahead_time_s >= 0, got "
                 f"{self.lookahead_min_m}, {self.lookahead_max_m}, {self.lookahead_time_s}"
             )

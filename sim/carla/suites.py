@@ -8,6 +8,8 @@ Nothing here imports ``carla``, so tools can list suites without the client inst
 
 from __future__ import annotations
 
+from sim.carla.connection import CarlaConfigError
+
 TOWNS: tuple[str, ...] = ("Town01", "Town02", "Town03", "Town04", "Town05", "Town10HD")
 """Towns of the base CARLA 0.9.16 package (each also exists as ``<name>_Opt``)."""
 TRAIN_TOWNS: tuple[str, ...] = ("Town01",)
@@ -46,9 +48,9 @@ def suite_conditions(name: str) -> list[tuple[str, str]]:
     """The ``(town, weather)`` pairs of a suite, in a fixed order.
 
     Raises:
-        ValueError: If the suite is unknown, listing the known ones.
+        CarlaConfigError: If the suite is unknown, listing the known ones (a ``ValueError``).
     """
     if name not in SUITES:
-        raise ValueError(f"unknown CARLA suite {name!r}; known: {sorted(SUITES)}")
+        raise CarlaConfigError(f"unknown CARLA suite {name!r}; known: {sorted(SUITES)}")
     s = SUITES[name]
     return [(t, w) for t in s["towns"] for w in s["weathers"]]

@@ -17,7 +17,14 @@ behaviours of ``reference/carla.md`` section 4 that our code must cope with:
   occupied spawn point -> CARLA's spawn-collision ``RuntimeError`` (``try_spawn_actor``: None);
 * the :class:`Server` tracks live actors, listening sensors, sync and Traffic Manager state,
   and records violations (a sensor destroyed while listening, a tick in asynchronous mode) so
-  tests can assert the cleanup.
+  tests can assert the cleanup;
+* faults can be injected: a tick or a command batch that raises (``raise_on_tick``,
+  ``raise_on_batch``), ``DestroyActor`` commands that fail with an error in their
+  ``command.Response`` while the actor stays alive (``destroy_failures``, as
+  ``apply_batch_sync`` reports per-command errors), and a SIGINT or SIGTERM that reaches the
+  process while a call is in flight (``signal_on_call``): the server completes the call, and
+  Python raises as the call returns, before the caller sees its result (a spawned actor's
+  handle is lost, as with Ctrl-C just as ``spawn_actor`` returns).
 
 Tests register it with ``monkeypatch.setitem(sys.modules, "carla", standin)`` and start a
 :class:`Server` on a host and port. Maps are stand-ins for Town01 and Town02: a closed lane
@@ -30,6 +37,7 @@ from __future__ import annotations
 import copy
 import fnmatch
 import math
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -780,6 +788,15 @@ class Server:
         """``(n, exc)``: the n-th tick from now raises ``exc`` (fault injection)."""
         self.collide_on_tick: int | None = None
         """The n-th tick from now reports a collision of every vehicle with a prop."""
+        self.raise_on_batch: tuple[int, BaseException] | None = None
+        """``(n, exc)``: the n-th command batch from now raises ``exc`` and applies nothing."""
+        self.destroy_failures: dict[int, int] = {}
+        """``{actor_id: n}``: the next n ``DestroyActor`` commands for that actor fail (their
+        response carries an error) and leave it alive."""
+        self.signal_on_call: dict[str, tuple[int, int]] = {}
+        """``{call: (n, signum)}``: the n-th ``call`` from now (``"spawn_actor"``,
+        ``"apply_settings"``, ``"apply_batch_sync"``, ``"set_synchronous_mode"``) is carried out,
+        then this process receives ``signum`` before the call returns."""
         self._ids = 100
         self._lock = threading.Lock()
         self._timers: list[threading.Timer] = []
@@ -799,6 +816,25 @@ class Server:
         return [a for a in self.live_actors() if isinstance(a, Sensor) and a.is_listening()]
 
     # -- internals
+    def _call_done(self, call: str) -> None:
+        """Delivers a signal injected for ``call`` (``signal_on_call``), once it is due."""
+        if call not in self.signal_on_call:
+            return
+        n, signum = self.signal_on_call[call]
+        if n > 1:
+            self.signal_on_call[call] = (n - 1, signum)
+            return
+        del self.signal_on_call[call]
+        self.log.append(("signal", (call, signum)))
+        signal.raise_signal(signum)
+
+    def _batch_fault(self) -> None:
+        if self.raise_on_batch is not None:
+            n, exc = self.raise_on_batch
+            self.raise_on_batch = (n - 1, exc) if n > 1 else None
+            if n <= 1:
+                raise exc
+
     def _next_id(self) -> int:
         self._ids += 1
         return self._ids
@@ -824,6 +860,10 @@ class Server:
     def _destroy(self, actor_id: int) -> bool:
         a = self.actors.get(actor_id)
         if a is None or not a.is_alive:
+            return False
+        if self.destroy_failures.get(actor_id, 0) > 0:
+            self.destroy_failures[actor_id] -= 1
+            self.log.append(("destroy failed", actor_id))
             return False
         if isinstance(a, Sensor) and a.is_listening():
             self.violations.append(f"sensor {actor_id} destroyed while listening")
@@ -947,6 +987,7 @@ class World:
         srv = self._srv()
         srv.settings = copy.copy(settings)
         srv.log.append(("apply_settings", copy.copy(settings)))
+        srv._call_done("apply_settings")
         return srv.frame
 
     def tick(self, seconds: float = 10.0) -> int:
@@ -967,6 +1008,9 @@ class World:
 
     def get_actors(self) -> list[Actor]:
         return self._srv().live_actors()
+
+    def get_actor(self, actor_id: int) -> Actor | None:
+        return self._srv().actors.get(actor_id)  # a destroyed actor: is_alive is False
 
     def set_weather(self, weather: WeatherParameters) -> None:
         self._srv().weather = weather
@@ -1006,6 +1050,7 @@ class World:
         actor = self.try_spawn_actor(blueprint, transform, attach_to, attachment_type)
         if actor is None:
             raise RuntimeError(SPAWN_COLLISION)
+        self._srv()._call_done("spawn_actor")
         return actor
 
 
@@ -1017,7 +1062,9 @@ class TrafficManager:
         return self._port
 
     def set_synchronous_mode(self, mode_switch: bool = True) -> None:
-        self._client._srv().tm_sync[self._port] = bool(mode_switch)
+        srv = self._client._srv()
+        srv.tm_sync[self._port] = bool(mode_switch)
+        srv._call_done("set_synchronous_mode")
 
     def set_random_device_seed(self, value: int) -> None:
         self._client._srv().tm_seed[self._port] = int(value)
@@ -1076,14 +1123,20 @@ class Client:
 
     def apply_batch(self, commands: Sequence[Any], do_tick: bool = False) -> None:
         srv = self._srv(rpc=True)
+        srv._batch_fault()
         srv.log.append(("batch", [c.actor_id for c in commands]))
         for c in commands:
             srv._destroy(c.actor_id)
 
     def apply_batch_sync(self, commands: Sequence[Any], do_tick: bool = False) -> list[_Response]:
         srv = self._srv()
+        srv._batch_fault()
         srv.log.append(("batch", [c.actor_id for c in commands]))
-        return [
-            _Response(c.actor_id, "" if srv._destroy(c.actor_id) else "actor not found")
-            for c in commands
-        ]
+        responses = []
+        for c in commands:
+            failing = srv.destroy_failures.get(c.actor_id, 0) > 0
+            done = srv._destroy(c.actor_id)
+            error = "could not destroy actor" if failing else "actor not found"
+            responses.append(_Response(c.actor_id, "" if done else error))
+        srv._call_done("apply_batch_sync")
+        return responses

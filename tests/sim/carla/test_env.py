@@ -19,24 +19,7 @@ from sim.carla import (
     CarlaVersionWarning,
 )
 from tests.sim.carla import standin
-
-
-def assert_clean(server: standin.Server, original: standin.WorldSettings | None = None) -> None:
-    """No actor alive, world and Traffic Manager asynchronous, no sensor destroyed listening."""
-    assert server.live_actors() == []
-    assert server.settings.synchronous_mode is False
-    assert server.settings == (original or standin.WorldSettings())
-    assert not any(server.tm_sync.values())
-    assert server.violations == []
-
-
-def run(env, steps: int, kappa: float = 0.0):
-    out = None
-    for _ in range(steps):
-        out = env.step(np.array([kappa], np.float32))
-        if out[2] or out[3]:
-            break
-    return out
+from tests.sim.carla.checks import assert_clean, run
 
 
 def test_normal_end_restores_the_server(server, env_kwargs):
@@ -355,6 +338,7 @@ CTRL_C_SCRIPT = """
 import json, sys, time
 import numpy as np
 from tests.sim.carla import standin
+from tests.sim.carla.checks import assert_clean, run
 sys.modules["carla"] = standin
 from sim.carla import CarlaDrivingEnv
 srv = standin.Server(port=26000, late_image_delay_s=0.05)
@@ -440,3 +424,39 @@ def test_time_limit_truncates_exactly(server, env_kwargs):
             if term or trunc:
                 break
     assert trunc and not term and steps == 20 and obs[spec.T_S][0] == pytest.approx(1.0)
+
+
+def test_errors_raised_on_purpose_are_project_errors_refining_the_builtin():
+    from liquid_drive.errors import LiquidDriveError
+    from sim.carla import CarlaConfigError, CarlaDataError, PurePursuitConfig, suite_conditions
+    from sim.carla.convert import bgra_to_rgb, vehicle_geometry_from_wheels
+
+    refused = [
+        (lambda: CarlaEnvConfig(control_rate_hz=5.0), CarlaConfigError),
+        (lambda: CarlaEnvConfig(camera="200x78"), CarlaConfigError),
+        (lambda: PurePursuitConfig(lookahead_min_m=0.0), CarlaConfigError),
+        (lambda: suite_conditions("carla-moon"), CarlaConfigError),
+        (lambda: bgra_to_rgb(b"\0" * 7, 1, 2), CarlaDataError),
+        (lambda: vehicle_geometry_from_wheels([], (0.0, 0.0), 0.0), CarlaDataError),
+    ]
+    for call, error in refused:
+        with pytest.raises(error) as info:
+            call()
+        assert isinstance(info.value, LiquidDriveError) and isinstance(info.value, ValueError)
+    assert issubclass(CarlaConfigError, spec.SimConfigError)
+    assert issubclass(CarlaDataError, spec.ContractError)
+
+
+def test_env_options_and_order_errors_are_project_errors(server, env_kwargs):
+    from sim.carla import CarlaConfigError
+
+    with pytest.raises(CarlaConfigError, match="texture_res_m"):
+        CarlaDrivingEnv(**env_kwargs, texture_res_m=0.1)
+    with pytest.raises(CarlaConfigError, match="render_mode"):
+        CarlaDrivingEnv(**env_kwargs, render_mode="human")
+    with CarlaDrivingEnv(**env_kwargs) as env:
+        with pytest.raises(spec.ResetNeededError, match="no episode yet"):
+            env.route  # noqa: B018
+        with pytest.raises(CarlaConfigError, match="start_speed"):
+            env.reset(seed=0, options={"start_speed": 3.0})
+    assert_clean(server)
