@@ -27,7 +27,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from driving.data.episodes import CURVATURE_EXPERT, SPEED_MPS, T_S, Episode, load_episodes
+from driving.data.episodes import (
+    CURVATURE_EXPERT,
+    SPEED_MPS,
+    STEPS_FILE,
+    T_S,
+    Episode,
+    InvalidDataError,
+    load_episodes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +118,7 @@ class WindowDataset(Dataset):
             dt = np.diff(t, prepend=t[0] - (t[1] - t[0] if len(t) > 1 else 0.0))
             if len(t) > 1 and np.any(dt <= 0):
                 bad = int(np.flatnonzero(dt <= 0)[0])
-                raise ValueError(f"{e.path}: t_s does not increase at step {bad}")
+                raise InvalidDataError(e.path / STEPS_FILE, "does not increase", T_S, bad)
             self._dt.append(dt.astype(np.float32))
 
     @classmethod

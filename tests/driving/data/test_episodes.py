@@ -1,40 +1,16 @@
 """The episode format: write, read, refuse bad input with errors naming the file, salvage."""
 
+import functools
 import json
-import math
+import os
 import shutil
 
 import numpy as np
 import pytest
 
 from driving.data import episodes as ep
-
-CAMERA = {"width_px": 40, "height_px": 16, "hfov_deg": 70.0}
-
-
-def make_info(**kw):
-    return ep.DatasetInfo(sim="fake", camera=dict(CAMERA), control_rate_hz=20.0, **kw)
-
-
-def row(i, **extra):
-    return {
-        ep.T_S: 0.05 * i,
-        ep.SPEED_MPS: 8.0,
-        ep.CURVATURE_APPLIED: 0.01 * math.sin(i),
-        ep.CURVATURE_EXPERT: 0.02 * math.sin(i),
-        ep.ROAD_CURVATURE: 0.015,
-        ep.LATERAL_OFFSET_M: 0.1,
-        ep.HEADING_ERROR_RAD: -0.01,
-        ep.LANE_HALF_WIDTH_M: 1.75,
-        ep.X_M: 0.4 * i,
-        ep.Y_M: 0.0,
-        ep.YAW_RAD: 0.0,
-        ep.PROGRESS_M: 0.4 * i,
-        ep.NOISE_ACTIVE: i % 3 == 0,
-        ep.INTERVENTION: False,
-        ep.COLLISION: False,
-        **extra,
-    }
+from tests.driving.data import recorded
+from tests.driving.data.recorded import CAMERA, make_info, row
 
 
 def frame(i):
@@ -43,14 +19,7 @@ def frame(i):
     return img
 
 
-def write_episode(root, n=5, meta=None, extra_columns=None, finish=True, **rowkw):
-    w = ep.EpisodeWriter(root, meta or {"town": "hills", "weather": "clear"}, extra_columns)
-    for i in range(n):
-        w.write_step(frame(i), row(i, **{k: v(i) for k, v in rowkw.items()}))
-    if finish:
-        return w.finish({"outcome": "route_complete"})
-    w.close()
-    return w.path
+write_episode = functools.partial(recorded.write_episode, frame_fn=frame)
 
 
 @pytest.fixture
@@ -279,3 +248,18 @@ def test_salvage_stops_at_a_corrupt_frame_and_gives_up_on_nothing(dataset):
     assert len(ep.read_episode(final, check_frames=True)) == 4
     empty = write_episode(dataset, n=0, finish=False)
     assert ep.salvage_episode(empty) is None and empty.exists()
+
+
+def test_files_and_folders_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        root = recorded.make_dataset(tmp_path / "data")
+        path = write_episode(root, n=2)
+    finally:
+        os.umask(old)
+    modes = {
+        p.name: p.stat().st_mode & 0o777
+        for p in (root / "meta" / "info.json", path, *path.rglob("*"))
+    }
+    assert modes.pop(path.name) == modes.pop("frames") == 0o755
+    assert set(modes.values()) == {0o644}, modes

@@ -1,4 +1,4 @@
-"""tools/inspect.py: validation, summary, figures, salvage, and not shadowing stdlib inspect."""
+"""tools/inspect_dataset.py: validation, summary, figures, salvage, exit status, stdlib inspect."""
 
 import json
 import os
@@ -11,11 +11,17 @@ import numpy as np
 import pytest
 
 from driving.data import episodes as ep
-from tools.inspect import format_summary, inspect_dataset
+from driving.data.summary import InspectConfig, format_summary
+from driving.data.summary import inspect_dataset as inspect_config
+from tools.inspect_dataset import main
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}  # works without an installed package too
 H, W = 16, 40
+
+
+def inspect_dataset(data, **kw):
+    return inspect_config(InspectConfig(data, **kw))
 
 
 def write(root, n, town, weather, finish=True, speed=10.0):
@@ -72,10 +78,11 @@ def test_bad_and_partial_episodes_are_reported_and_salvaged(dataset):
     s = inspect_dataset(dataset, salvage=True)
     assert s["partial_episodes"] == 0 and s["salvaged"] == [str(partial)[: -len(".partial")]]
     assert s["episodes"] == 4 and s["outcomes"]["salvaged"] == 1
+    assert main([str(dataset), "--out-dir", str(dataset / "r")]) == 1  # the bad one is listed
 
 
 def test_command_line_exit_status_and_no_stdlib_shadowing(dataset):
-    run = [sys.executable, str(ROOT / "tools" / "inspect.py")]
+    run = [sys.executable, str(ROOT / "tools" / "inspect_dataset.py")]
     ok = subprocess.run([*run, str(dataset)], capture_output=True, text=True, env=ENV)
     assert ok.returncode == 0, ok.stderr
     assert "3 episodes" in ok.stdout

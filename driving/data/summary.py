@@ -1,75 +1,75 @@
-"""Validate and summarise an episode dataset; optionally salvage interrupted episodes.
+"""Inspecting a dataset: validate it, summarise it, draw it, optionally salvage it first.
 
-Usage::
-
-    python tools/inspect.py /tmp/data30
-    python tools/inspect.py /tmp/data30 --salvage --out-dir /tmp/data30_report
-
-It reads every finished episode (decoding every frame unless ``--no-check-frames``), prints
-counts, simulated hours and km per town and weather, outcomes, the noise share and label
-statistics, writes ``label_histogram.png`` and ``contact_sheet.png`` (default folder
-``<dataset>/meta/inspect``) and ``summary.json`` there. Bad episodes are listed with the
-reason, naming the file; the exit status is 1 if any was found. ``--salvage`` first finalises
-``episode_N.partial`` folders from their complete rows.
-
-Note on the name: running any ``python tools/<tool>.py`` puts ``tools/`` first on
-``sys.path``, where this file would shadow the standard library's ``inspect``. The block below
-hands such imports over to the real module, so only cheap standard-library modules are imported
-at the top of this file and everything else inside functions.
+:func:`inspect_dataset` runs the same validation as training
+(:func:`driving.data.validate.validate_dataset`, collecting every bad episode), counts
+episodes, simulated hours and km per town and weather, outcomes, the noise share and label
+statistics, and writes ``label_histogram.png``, ``contact_sheet.png`` and ``summary.json``
+(default folder ``<dataset>/meta/inspect``). matplotlib is imported only to draw.
 """
 
 from __future__ import annotations
 
-import sys
-
-if __name__ == "inspect":  # imported as the standard library's inspect: hand over to it
-    import importlib.machinery
-    import importlib.util
-    import os
-
-    _here = os.path.dirname(os.path.abspath(__file__))
-    _path = [p for p in sys.path if os.path.abspath(p or os.curdir) != _here]
-    _spec = importlib.machinery.PathFinder.find_spec("inspect", _path)
-    _real = importlib.util.module_from_spec(_spec)
-    sys.modules["inspect"] = _real  # the importer picks the module up from sys.modules
-    _spec.loader.exec_module(_real)
-
-import json
 import logging
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-logger = logging.getLogger("tools.inspect")
+import cv2
+import numpy as np
+import tyro
+
+from driving.data import format as F
+from driving.data.atomic import atomic_path, write_bytes_atomic, write_json_atomic
+from driving.data.reader import Episode
+from driving.data.salvage import salvage_dataset
+from driving.data.validate import validate_dataset
+
+logger = logging.getLogger(__name__)
 
 SHEET_COLUMNS = 6
 """Tiles per row of the contact sheet."""
 
 
-def _duration_s(t: Any) -> float:
+@dataclass(frozen=True)
+class InspectConfig:
+    """What to inspect and where the report goes."""
+
+    data: Annotated[Path, tyro.conf.Positional]
+    """The dataset folder (holds ``meta/info.json``)."""
+    salvage: bool = False
+    """First finalise interrupted ``episode_N.partial`` folders from their complete rows
+    (folders a live recorder is still writing are refused and left alone)."""
+    out_dir: Path | None = None
+    """Where the figures and ``summary.json`` go (default ``<data>/meta/inspect``)."""
+    check_frames: bool = True
+    """Decode every frame; otherwise check each frame's JPEG structure and checksum only."""
+    label_bins: int = 41
+    """Histogram bins of the label."""
+    sheet_frames: int = 36
+    """Frames on the contact sheet."""
+
+
+def _duration_s(t: np.ndarray) -> float:
     """Simulated time covered by steps at times ``t`` (last minus first plus one interval)."""
     return float(t[-1] - t[0] + (t[1] - t[0] if len(t) > 1 else 0.0))
 
 
-def summarize(episodes: list[Any], label_bins: int = 41) -> dict[str, Any]:
+def summarize(episodes: list[Episode], label_bins: int = 41) -> dict[str, Any]:
     """Counts, hours and km per town and weather, outcomes and label statistics.
 
     Args:
-        episodes: ``driving.data.episodes.Episode`` objects.
+        episodes: The episodes to count.
         label_bins: Number of histogram bins of the label (``curvature_expert``).
     """
-    import numpy as np
-
-    from driving.data import episodes as ep
-
     per: dict[str, dict[str, dict[str, float]]] = {"town": {}, "weather": {}}
     outcomes: Counter[str] = Counter()
     hours = km = 0.0
     steps = noise = 0
     labels, applied = [], []
     for e in episodes:
-        h = _duration_s(e.columns[ep.T_S]) / 3600.0
-        d = float(e.meta.get("distance_m", e.columns[ep.PROGRESS_M][-1])) / 1000.0
+        h = _duration_s(e.columns[F.T_S]) / 3600.0
+        d = float(e.meta.get("distance_m", e.columns[F.PROGRESS_M][-1])) / 1000.0
         for key, name in (("town", e.town), ("weather", e.weather)):
             row = per[key].setdefault(name, {"episodes": 0, "hours": 0.0, "km": 0.0})
             row["episodes"] += 1
@@ -77,9 +77,9 @@ def summarize(episodes: list[Any], label_bins: int = 41) -> dict[str, Any]:
             row["km"] += d
         outcomes[str(e.meta.get("outcome", "?"))] += 1
         hours, km, steps = hours + h, km + d, steps + len(e)
-        noise += int(e.columns[ep.NOISE_ACTIVE].sum())
-        labels.append(e.columns[ep.CURVATURE_EXPERT])
-        applied.append(e.columns[ep.CURVATURE_APPLIED])
+        noise += int(e.columns[F.NOISE_ACTIVE].sum())
+        labels.append(e.columns[F.CURVATURE_EXPERT])
+        applied.append(e.columns[F.CURVATURE_APPLIED])
     y = np.concatenate(labels) if labels else np.zeros(0)
     summary: dict[str, Any] = {
         "episodes": len(episodes),
@@ -95,7 +95,7 @@ def summarize(episodes: list[Any], label_bins: int = 41) -> dict[str, Any]:
         lim = float(np.abs(y).max()) or 1e-3
         counts, edges = np.histogram(y, bins=label_bins, range=(-lim, lim))
         summary["label"] = {
-            "column": ep.CURVATURE_EXPERT,
+            "column": F.CURVATURE_EXPERT,
             "unit": "1/m",
             "mean": float(y.mean()),
             "std": float(y.std()),
@@ -109,15 +109,12 @@ def summarize(episodes: list[Any], label_bins: int = 41) -> dict[str, Any]:
     return summary
 
 
-def contact_sheet(episodes: list[Any], max_frames: int = 36) -> Any:
+def contact_sheet(episodes: list[Episode], max_frames: int = 36) -> np.ndarray:
     """Frames spread over the episodes and their length, tiled: uint8 (H', W', 3) RGB.
 
     Each tile is captioned with the episode id, town and weather.
     """
-    import cv2
-    import numpy as np
-
-    picks: list[tuple[Any, int]] = []
+    picks: list[tuple[Episode, int]] = []
     if episodes:
         per_episode = max(1, max_frames // len(episodes))
         chosen = episodes[:: max(1, len(episodes) // max_frames)] if per_episode == 1 else episodes
@@ -138,20 +135,18 @@ def contact_sheet(episodes: list[Any], max_frames: int = 36) -> Any:
     return sheet
 
 
-def _plot_labels(episodes: list[Any], summary: dict[str, Any], path: Path) -> None:
+def plot_labels(episodes: list[Episode], summary: dict[str, Any], path: Path) -> None:
+    """Draws the label and applied-curvature histograms to the PNG ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
-
-    from driving.data import episodes as ep
 
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
     if "label" in summary:
         edges = np.asarray(summary["label"]["histogram"]["edges"])
-        y = np.concatenate([e.columns[ep.CURVATURE_EXPERT] for e in episodes])
-        a = np.concatenate([e.columns[ep.CURVATURE_APPLIED] for e in episodes])
+        y = np.concatenate([e.columns[F.CURVATURE_EXPERT] for e in episodes])
+        a = np.concatenate([e.columns[F.CURVATURE_APPLIED] for e in episodes])
         ax.hist(a, bins=edges, alpha=0.5, label="applied (with noise)", color="tab:orange")
         ax.hist(y, bins=edges, alpha=0.7, label="curvature_expert (label)", color="tab:blue")
         ax.set_yscale("log")
@@ -160,7 +155,8 @@ def _plot_labels(episodes: list[Any], summary: dict[str, Any], path: Path) -> No
     ax.set_ylabel("steps")
     ax.set_title(f"{summary['episodes']} episodes, {summary['steps']} steps", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
 
 
@@ -191,57 +187,37 @@ def format_summary(summary: dict[str, Any]) -> str:
         )
     for bad in summary["bad_episodes"]:
         lines.append(f"  BAD {bad['error']}")
+    for message in summary.get("salvage_refused", []):
+        lines.append(f"  NOT SALVAGED {message}")
     for name, path in summary.get("figures", {}).items():
         lines.append(f"  {name}: {path}")
     return "\n".join(lines)
 
 
-def inspect_dataset(
-    data: Path,
-    /,
-    salvage: bool = False,
-    out_dir: Path | None = None,
-    check_frames: bool = True,
-    label_bins: int = 41,
-    sheet_frames: int = 36,
-) -> dict[str, Any]:
+def inspect_dataset(cfg: InspectConfig) -> dict[str, Any]:
     """Validates and summarises a dataset, writing figures and ``summary.json``.
 
-    Args:
-        data: The dataset folder (holds ``meta/info.json``).
-        salvage: First finalise ``episode_N.partial`` folders from their complete rows.
-        out_dir: Where the figures and ``summary.json`` go (default ``<data>/meta/inspect``).
-        check_frames: Decode every frame (otherwise only the first and last of each episode).
-        label_bins: Histogram bins of the label.
-        sheet_frames: Frames on the contact sheet.
-
     Returns:
-        The summary (also written as ``summary.json``).
+        The summary (also written as ``summary.json``); ``bad_episodes`` lists each bad
+        entry or episode with its error.
 
     Raises:
-        driving.data.episodes.NotADatasetError: If ``data`` is not a dataset.
+        driving.data.errors.NotADatasetError: If ``cfg.data`` is not a dataset.
+        driving.data.errors.EpisodeFormatError: If ``meta/info.json`` is bad.
     """
-    import cv2
-
-    from driving.data import episodes as ep
-
-    info = ep.read_info(data)
-    salvaged = []
-    if salvage:
-        for path in ep.list_partial_episodes(data):
-            try:
-                done = ep.salvage_episode(path)
-            except ep.EpisodeFormatError as e:
-                logger.warning("cannot salvage: %s", e)
-                continue
-            if done is not None:
-                salvaged.append(str(done))
-    good, bad = [], []
-    for path in ep.list_episodes(data):
-        try:
-            good.append(ep.read_episode(path, info, check_frames=check_frames))
-        except ep.EpisodeFormatError as e:
-            bad.append({"episode": str(path), "error": str(e)})
+    data = Path(cfg.data)
+    F.read_info(data)  # not a dataset: an error before anything is salvaged or written
+    salvaged, refused = [], []
+    if cfg.salvage:
+        report = salvage_dataset(data)
+        salvaged = [str(p) for p in report.salvaged]
+        refused = report.live + report.failed
+        for message in refused:
+            logger.warning("not salvaged: %s", message)
+    check = validate_dataset(
+        data, frames="decode" if cfg.check_frames else "structure", keep_going=True
+    )
+    info, good = check.info, check.episodes
     summary = {
         "dataset": str(data),
         "format": info.format,
@@ -249,40 +225,23 @@ def inspect_dataset(
         "sim": info.sim,
         "camera": info.camera,
         "control_rate_hz": info.control_rate_hz,
-        "partial_episodes": len(ep.list_partial_episodes(data)),
-        "bad_episodes": bad,
+        "partial_episodes": len(check.partial),
+        "bad_episodes": [{"episode": str(p), "error": str(e)} for p, e in check.problems],
         "salvaged": salvaged,
-        **summarize(good, label_bins),
+        "salvage_refused": refused,
+        **summarize(good, cfg.label_bins),
     }
-    out = Path(out_dir) if out_dir is not None else Path(data) / "meta" / "inspect"
+    out = Path(cfg.out_dir) if cfg.out_dir is not None else data / "meta" / "inspect"
     out.mkdir(parents=True, exist_ok=True)
     figures = {
         "label_histogram": out / "label_histogram.png",
         "contact_sheet": out / "contact_sheet.png",
     }
-    _plot_labels(good, summary, figures["label_histogram"])
-    sheet = contact_sheet(good, sheet_frames)
-    cv2.imwrite(str(figures["contact_sheet"]), sheet[..., ::-1])
+    plot_labels(good, summary, figures["label_histogram"])
+    sheet = contact_sheet(good, cfg.sheet_frames)
+    write_bytes_atomic(
+        figures["contact_sheet"], cv2.imencode(".png", sheet[..., ::-1])[1].tobytes()
+    )
     summary["figures"] = {k: str(v) for k, v in figures.items()}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json_atomic(out / "summary.json", summary)
     return summary
-
-
-def main() -> int:
-    """Command line entry point; returns the exit status."""
-    import tyro
-
-    from driving.data.episodes import EpisodeFormatError
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        summary = tyro.cli(inspect_dataset)
-    except EpisodeFormatError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(format_summary(summary))
-    return 1 if summary["bad_episodes"] else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,279 @@
+"""Reading finished episodes: ``steps.csv`` parsed and checked, frames decoded on demand.
+
+Readers never look at ``.partial`` folders (see :mod:`driving.data.salvage`). Every bad input
+is an :class:`~driving.data.errors.EpisodeFormatError` naming the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from driving.data.errors import (
+    DatasetMismatchError,
+    EpisodeFormatError,
+    InvalidDataError,
+    PartialEpisodeError,
+)
+from driving.data.format import (
+    BASE_COLUMN_NAMES,
+    COLUMNS,
+    DTYPES,
+    EPISODE_FILE,
+    EPISODE_NAME_RE,
+    FRAME_INDEX,
+    FRAMES_DIR,
+    NUMPY_DTYPES,
+    PARTIAL_NAME_RE,
+    STEPS_FILE,
+    T_S,
+    DatasetInfo,
+    frame_name,
+    list_episodes,
+    read_info,
+    read_json,
+)
+from driving.data.frames import decode_frame
+
+logger = logging.getLogger(__name__)
+
+SALVAGE_COMMAND = "python tools/inspect_dataset.py {root} --salvage"
+"""What to run to finalise interrupted episodes (named in error messages)."""
+
+
+def parse_steps(path: Path, required: Sequence[str]) -> tuple[list[str], np.ndarray, int]:
+    """Reads ``steps.csv``: (header, float64 (N, C) values, number of complete rows).
+
+    Raises EpisodeFormatError on a malformed file; a truncated last line is reported too.
+    """
+    if not path.is_file():
+        raise EpisodeFormatError(f"{path}: missing")
+    try:
+        with open(path, newline="") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise EpisodeFormatError(f"{path}: not readable ({e})") from e
+    if not text:
+        raise EpisodeFormatError(f"{path}: empty (no header)")
+    lines = text.split("\n")
+    header = lines[0].split(",")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise EpisodeFormatError(f"{path}: header lacks columns {missing}")
+    if len(set(header)) != len(header):
+        raise EpisodeFormatError(f"{path}: duplicate column names in the header")
+    if lines[-1] != "":
+        raise EpisodeFormatError(f"{path}: truncated, the last line ({len(lines)}) has no line end")
+    body = lines[1:-1]
+    values = np.empty((len(body), len(header)), dtype=np.float64)
+    for i, line in enumerate(csv.reader(body)):
+        if len(line) != len(header):
+            raise EpisodeFormatError(
+                f"{path}: line {i + 2} has {len(line)} fields, the header has {len(header)}"
+            )
+        try:
+            values[i] = [float(v) for v in line]
+        except ValueError as e:
+            raise EpisodeFormatError(f"{path}: line {i + 2}: {e}") from e
+    if not np.all(np.isfinite(values)):
+        row, col = np.argwhere(~np.isfinite(values))[0]
+        raise EpisodeFormatError(f"{path}: line {row + 2} column {header[col]!r} is not finite")
+    return header, values, len(body)
+
+
+def _typed_column(path: Path, name: str, values: np.ndarray) -> np.ndarray:
+    """One column in its dtype; an int column must hold integers and a flag only 0 or 1."""
+    dtype = DTYPES.get(name, "float")
+    if dtype == "int":
+        bad = np.flatnonzero(values != np.round(values))
+        if bad.size:
+            i = int(bad[0])
+            raise InvalidDataError(path, f"{float(values[i])!r} is not an integer", name, i)
+    elif dtype == "bool":
+        bad = np.flatnonzero((values != 0) & (values != 1))
+        if bad.size:
+            i = int(bad[0])
+            raise InvalidDataError(path, f"flag is {float(values[i])!r}, not 0 or 1", name, i)
+    return values.astype(NUMPY_DTYPES[dtype])
+
+
+@dataclass
+class Episode:
+    """A finished episode: its per-step columns in memory, its frames decoded on demand."""
+
+    path: Path
+    """The episode folder."""
+    index: int
+    """Episode id (N of ``episode_N``)."""
+    meta: dict[str, Any]
+    """The content of ``episode.json``."""
+    columns: dict[str, np.ndarray]
+    """Per-step columns, each (N,) with the dtype from the column table."""
+    units: dict[str, str]
+    """Unit of every column."""
+    image_shape: tuple[int, int, int]
+    """(H, W, 3) of every frame."""
+
+    def __len__(self) -> int:
+        return int(self.columns[T_S].shape[0])
+
+    @property
+    def town(self) -> str:
+        """Town name from ``episode.json`` (``"?"`` if absent)."""
+        return str(self.meta.get("town", "?"))
+
+    @property
+    def weather(self) -> str:
+        """Weather name from ``episode.json`` (``"?"`` if absent)."""
+        return str(self.meta.get("weather", "?"))
+
+    def frame_path(self, i: int) -> Path:
+        """Path of frame ``i``."""
+        return self.path / FRAMES_DIR / frame_name(i)
+
+    def frame(self, i: int) -> np.ndarray:
+        """Decodes frame ``i``: uint8 (H, W, 3) RGB.
+
+        Raises:
+            EpisodeFormatError: If the JPEG is missing, corrupt or has the wrong size.
+        """
+        return decode_frame(self.frame_path(i), self.image_shape)
+
+    def frames(self, start: int, stop: int) -> np.ndarray:
+        """Decodes frames ``start..stop-1``: uint8 (stop - start, H, W, 3) RGB."""
+        out = np.empty((stop - start, *self.image_shape), dtype=np.uint8)
+        for k, i in enumerate(range(start, stop)):
+            out[k] = self.frame(i)
+        return out
+
+
+def read_episode(
+    path: Path | str, info: DatasetInfo | None = None, check_frames: bool = False
+) -> Episode:
+    """Reads one finished episode folder.
+
+    Args:
+        path: ``<dataset>/episodes/episode_N``.
+        info: The dataset's info (read from ``<dataset>/meta/info.json`` if omitted).
+        check_frames: Decode every frame (slow); otherwise frame 0 and the last frame are
+            decoded and the others only checked to exist.
+
+    Returns:
+        The :class:`Episode`.
+
+    Raises:
+        PartialEpisodeError: For an ``episode_N.partial`` folder.
+        EpisodeFormatError: For a missing or malformed ``episode.json`` or ``steps.csv``, row
+            and frame counts that differ, or a missing, corrupt or wrongly sized frame.
+    """
+    path = Path(path)
+    if PARTIAL_NAME_RE.match(path.name):
+        raise PartialEpisodeError(
+            f"{path}: unfinished episode; finalise it with "
+            f"`{SALVAGE_COMMAND.format(root=path.parent.parent)}` or delete it"
+        )
+    m = EPISODE_NAME_RE.match(path.name)
+    if not m or not path.is_dir():
+        raise EpisodeFormatError(f"{path}: not an episode folder (episode_NNNNNN)")
+    if info is None:
+        info = read_info(path.parent.parent)
+    meta = read_json(path / EPISODE_FILE)
+    extra = meta.get("extra_columns", {})
+    if not isinstance(extra, dict):
+        raise EpisodeFormatError(f"{path / EPISODE_FILE}: 'extra_columns' must be an object")
+    header, values, n = parse_steps(path / STEPS_FILE, BASE_COLUMN_NAMES)
+    undeclared = [c for c in header if c not in DTYPES and c not in extra]
+    if undeclared:
+        raise EpisodeFormatError(
+            f"{path / STEPS_FILE}: columns {undeclared} are not declared in {EPISODE_FILE}"
+        )
+    num_steps = meta.get("num_steps")
+    if num_steps != n or isinstance(num_steps, bool):
+        raise EpisodeFormatError(
+            f"{path}: {STEPS_FILE} has {n} rows but {EPISODE_FILE} says num_steps={num_steps!r}"
+        )
+    if n == 0:
+        raise EpisodeFormatError(f"{path / STEPS_FILE}: no rows")
+    columns = {
+        name: _typed_column(path / STEPS_FILE, name, values[:, j]) for j, name in enumerate(header)
+    }
+    if not np.array_equal(columns[FRAME_INDEX], np.arange(n)):
+        raise EpisodeFormatError(f"{path / STEPS_FILE}: frame_index is not 0..{n - 1}")
+    frames_dir = path / FRAMES_DIR
+    names = sorted(os.listdir(frames_dir)) if frames_dir.is_dir() else []
+    expected = [frame_name(i) for i in range(n)]
+    if names != expected:
+        missing = sorted(set(expected) - set(names))
+        extra_files = sorted(set(names) - set(expected))
+        raise EpisodeFormatError(
+            f"{frames_dir}: {len(names)} frames for {n} rows in {STEPS_FILE}"
+            + (f"; missing {missing[:3]}" if missing else "")
+            + (f"; unexpected {extra_files[:3]}" if extra_files else "")
+        )
+    units = {c.name: c.unit for c in COLUMNS} | {k: str(v) for k, v in extra.items()}
+    episode = Episode(path, int(m.group(1)), meta, columns, units, info.image_shape)
+    for i in range(n) if check_frames else {0, n - 1}:
+        episode.frame(i)
+    return episode
+
+
+def iter_episodes(
+    root: Path | str, skip_bad: bool = False, check_frames: bool = False
+) -> Iterator[Episode]:
+    """Reads every finished episode of a dataset in id order.
+
+    Args:
+        root: The dataset folder.
+        skip_bad: Log a warning and skip an unreadable episode instead of raising.
+        check_frames: Decode every frame (see :func:`read_episode`).
+
+    Raises:
+        NotADatasetError: If ``root`` is not a dataset.
+        EpisodeFormatError: For a bad episode, unless ``skip_bad``.
+    """
+    info = read_info(root)
+    for path in list_episodes(root):
+        try:
+            yield read_episode(path, info, check_frames=check_frames)
+        except EpisodeFormatError as e:
+            if not skip_bad:
+                raise
+            logger.warning("skipping episode: %s", e)
+
+
+def check_same_camera(roots: Sequence[Path | str]) -> list[DatasetInfo]:
+    """The infos of ``roots``, whose frames must all have one shape.
+
+    Raises:
+        DatasetMismatchError: If the datasets' cameras differ.
+    """
+    infos: list[DatasetInfo] = []
+    for root in roots:
+        info = read_info(root)
+        if infos and info.image_shape != infos[0].image_shape:
+            raise DatasetMismatchError(
+                f"{root}: frames are {info.image_shape}, other datasets have {infos[0].image_shape}"
+            )
+        infos.append(info)
+    return infos
+
+
+def load_episodes(
+    roots: Path | str | Sequence[Path | str], skip_bad: bool = False
+) -> list[Episode]:
+    """Reads every finished episode of one or more datasets with the same camera.
+
+    Raises:
+        DatasetMismatchError: If the datasets' cameras differ.
+    """
+    if isinstance(roots, (str, Path)):
+        roots = [roots]
+    check_same_camera(roots)
+    return [e for root in roots for e in iter_episodes(root, skip_bad=skip_bad)]
