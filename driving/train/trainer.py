@@ -50,7 +50,8 @@ from torch import Tensor
 from torch.utils.data import default_collate
 from tqdm import tqdm
 
-from driving.data.episodes import CURVATURE_EXPERT, Episode, load_episodes, read_info
+from driving.data.episodes import CURVATURE_EXPERT, Episode, read_info
+from driving.data.validate import load_valid_episodes
 from driving.data.windows import WindowConfig, WindowDataset, split_by_episode, split_by_town
 from driving.model.checkpoint import (
     BEST_DIR,
@@ -389,7 +390,7 @@ def _train(cfg: TrainConfig) -> Path:
 
     t0 = time.perf_counter()
     _check_data_fits_policy(cfg)
-    episodes = load_episodes(list(cfg.data))
+    episodes = load_valid_episodes(cfg.data)  # every data check up front, each naming its file
     train_eps, val_eps, town_eps = split_episodes(episodes, cfg)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # cv2 frees the GIL
         cached = list(pool.map(CachedEpisode.load, (*train_eps, *val_eps, *town_eps)))
