@@ -14,7 +14,9 @@ Usage::
 * ``torch_step_ms`` / ``onnxruntime_run_ms``: the bare computation, tensors/arrays in and out
   (``step_frames`` under ``inference_mode``; ``InferenceSession.run``), i.e. without the
   observation checks and conversions;
-* ``torch_parts_ms``: the eager step split into preprocessing, conv head, core and readout.
+* ``torch_parts_ms``: the eager step split into the policy's two stages, ``encode`` (frame ->
+  conv features) and ``decode`` (features -> command and state: core and readout), and
+  ``encode``'s two parts, ``preprocess`` (crop, resize, standardisation) and ``conv_head``.
 
 Each value is the median over ``--frames`` calls after ``--warmup`` calls; the paths are timed
 in interleaved rounds so that load from other processes hits them alike. Weights are a fresh
@@ -132,13 +134,13 @@ def _paths(
 
 
 def _parts(policy: SteeringPolicy, image: np.ndarray) -> dict[str, Callable[[], None]]:
-    """The eager step's stages on fixed inputs (autograd off)."""
-    frames = torch.from_numpy(image)[None]
+    """The eager step's stages and encode's parts on fixed inputs (autograd off)."""
+    frames = torch.from_numpy(image)[None]  # (1, H, W, 3)
+    dt = torch.full((1,), 0.05)
     with torch.inference_mode():
-        x = policy.preprocess(frames)  # (1, 3, 78, 200)
-        f = policy.head(x)  # (1, 32)
-        elapsed = torch.ones(1)
-        y, h = policy.core.step(f, elapsed, torch.zeros(1, policy.state_size))
+        f = policy.encode(frames)  # (1, 32)
+        _, h = policy.decode(f, dt, torch.zeros(1, policy.state_size))  # (1, N)
+        x = policy.preprocess(frames)  # (1, 3, 78, 200): the conv head's input
 
     def wrap(fn: Callable[[], object]) -> Callable[[], None]:
         def run() -> None:
@@ -148,10 +150,10 @@ def _parts(policy: SteeringPolicy, image: np.ndarray) -> dict[str, Callable[[], 
         return run
 
     return {
+        "encode": wrap(lambda: policy.encode(frames)),
+        "decode": wrap(lambda: policy.decode(f, dt, h)),
         "preprocess": wrap(lambda: policy.preprocess(frames)),
         "conv_head": wrap(lambda: policy.head(x)),
-        "core": wrap(lambda: policy.core.step(f, elapsed, h)),
-        "readout": wrap(lambda: policy.readout(y)),
     }
 
 

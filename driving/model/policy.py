@@ -10,6 +10,12 @@
       -> core                      (B, T, M) outputs, (B, T, N) neuron states
       -> readout Linear(M -> 1)    scaled command; / label_scale -> curvature in 1/m
 
+The pipeline is written once, as two stages: :meth:`SteeringPolicy.encode` (frames -> conv
+features, the first four lines) and :meth:`SteeringPolicy.decode` (features -> curvature and
+neuron states, the last two). Training windows (``forward``), the closed-loop step
+(``step_frames``, ``step``, ``act``), the ONNX export, the saliency replay and the TensorBoard
+figures (``driving.viz``) and ``benchmarks/policy.py`` all go through them.
+
 With a single motor neuron (cfc-ncp, ltc-ncp) the readout starts as the identity (weight 1,
 bias 0), so the motor neuron's state is the scaled command from the first step (a random
 initial gain in (-1, 1) made the wired cores learn several times slower in our tests). A CfC
@@ -64,9 +70,9 @@ logger = logging.getLogger(__name__)
 CoreName = Literal["cfc-ncp", "cfc-dense", "ltc-ncp", "lstm", "gru", "cnn"]
 CORE_NAMES: tuple[str, ...] = get_args(CoreName)
 CHUNK_FRAMES = 64
-"""Frames per chunk through the conv head in :meth:`SteeringPolicy.features` (memory reuse)."""
+"""Frames per chunk through the conv head in :meth:`SteeringPolicy.encode` (memory reuse)."""
 HIDDEN_GROUP = "hidden"
-"""Neuron group of cores without named neurons (as ``driving.viz.visualize.HIDDEN``)."""
+"""Neuron group of cores without named neurons (as ``driving.viz.layout.HIDDEN``)."""
 
 
 class PolicyConfigError(LiquidDriveError, ValueError):
@@ -284,35 +290,73 @@ class SteeringPolicy(nn.Module):
             out["core_connected"] = int(self.core.masked_parameter_count())
         return out
 
-    # ------------------------------------------------------------------ windows (training)
-    def features(self, frames: Tensor, augment: nn.Module | None = None) -> Tensor:
-        """Conv features of windows of raw frames.
+    # ------------------------------------------------------------------ the two stages
+    def encode(self, frames: Tensor, augment: nn.Module | None = None) -> Tensor:
+        """Stage 1, camera frames -> conv features.
 
-        The windows go through in chunks of about ``CHUNK_FRAMES`` frames: every large
+        Crop and resize, [training augmentation], per-image standardisation, conv head.
+
+        Windows go through in chunks of about ``CHUNK_FRAMES`` frames: every large
         intermediate tensor then stays under glibc's 32 MB mmap threshold and is reused from
         the heap instead of being mapped and page-faulted afresh on every step (this cut the
-        kernel CPU time of a training step from about 0.65 s to 0.05 s).
+        kernel CPU time of a training step from about 0.65 s to 0.05 s). A batch of single
+        frames (one closed-loop step) goes through in one piece.
 
         Args:
-            frames: uint8 (B, T, H, W, 3) RGB.
+            frames: uint8 RGB, windows (B, T, H, W, 3) or one frame per row (B, H, W, 3).
             augment: Optional training augmentation acting on (B, T, 3, h, w) in [0, 1].
 
         Returns:
-            float (B, T, F).
+            float (B, T, F) for windows, (B, F) for single frames.
         """
+        if frames.ndim == 4:  # one step: windows of one frame, in one piece
+            return self._encode_frames(frames, augment, (frames.shape[0], 1))  # (B, F)
+        if frames.ndim != 5:
+            raise PolicyError(f"frames must be (B, T, H, W, 3) or (B, H, W, 3), got {frames.shape}")
         per = max(1, CHUNK_FRAMES // frames.shape[1])  # windows per chunk
-        chunks = [self._features(frames[i : i + per], augment) for i in range(0, len(frames), per)]
+        chunks = []
+        for i in range(0, len(frames), per):
+            chunk = frames[i : i + per]  # (b, T, H, W, 3)
+            x = self._encode_frames(chunk.flatten(0, 1), augment, chunk.shape[:2])
+            chunks.append(x.view(*chunk.shape[:2], -1))  # (b*T, F) -> (b, T, F)
         return torch.cat(chunks)  # (B, T, F)
 
-    def _features(self, frames: Tensor, augment: nn.Module | None) -> Tensor:
-        """:meth:`features` of one chunk of windows."""
-        b, t = frames.shape[:2]
-        x = self.preprocess.prepare(frames.flatten(0, 1))  # (B*T, H, W, 3) -> (B*T, 3, h, w)
+    def _encode_frames(
+        self, frames: Tensor, augment: nn.Module | None, windows: tuple[int, int]
+    ) -> Tensor:
+        """:meth:`encode` of frames uint8 (b*T, H, W, 3) from ``windows`` = (b, T) -> (b*T, F)."""
+        x = self.preprocess.prepare(frames)  # (b*T, 3, h, w) in [0, 1]
         if augment is not None:
-            x = augment(x.view(b, t, *x.shape[1:])).flatten(0, 1)  # (B, T, 3, h, w) and back
-        x = self.preprocess.normalize(x)
-        return self.head(x).view(b, t, -1)  # (B*T, F) -> (B, T, F)
+            x = augment(x.view(*windows, *x.shape[1:])).flatten(0, 1)  # (b, T, 3, h, w) and back
+        return self.head(self.preprocess.normalize(x))  # (b*T, F)
 
+    def decode(
+        self, features: Tensor, dt_s: Tensor, state: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Stage 2, conv features -> commands and neuron states.
+
+        Recurrent core (elapsed = dt_s / time_scale_s), readout, division by ``label_scale``.
+
+        Args:
+            features: Windows (B, T, F) (the core runs over time from ``state``) or one step
+                (B, F) (one ``core.step`` from ``state``).
+            dt_s: Elapsed time before each frame, s: (B, T) for windows, (B,) for a step.
+            state: (B, N) neuron states before the first frame, None = zeros.
+
+        Returns:
+            ``(curvature, states)``: curvature in 1/m, (B, T) or (B,), and every neuron's
+            state after each frame, (B, T, N) or (B, N).
+        """
+        elapsed = dt_s.to(features) / self.config.time_scale_s  # (B, T) or (B,)
+        if features.ndim == 3:
+            y, states = self.core(features, elapsed, state)  # (B, T, M), (B, T, N)
+        elif features.ndim == 2:
+            y, states = self.core.step(features, elapsed, state)  # (B, M), (B, N)
+        else:
+            raise PolicyError(f"features must be (B, T, F) or (B, F), got {features.shape}")
+        return self.readout(y).squeeze(-1) / self.config.label_scale, states
+
+    # ------------------------------------------------------------------ windows (training)
     def forward(
         self,
         frames: Tensor,
@@ -320,22 +364,19 @@ class SteeringPolicy(nn.Module):
         state: Tensor | None = None,
         augment: nn.Module | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """Runs windows of frames.
+        """Runs windows of frames: :meth:`decode` of :meth:`encode`.
 
         Args:
             frames: uint8 (B, T, H, W, 3) RGB camera frames.
             dt_s: (B, T) elapsed time before each frame, s.
             state: (B, N) initial neuron states, None = zeros.
-            augment: Optional training augmentation (see :meth:`features`).
+            augment: Optional training augmentation (see :meth:`encode`).
 
         Returns:
             ``(curvature, states)``: curvature (B, T) in 1/m and every neuron's state
             (B, T, N).
         """
-        x = self.features(frames, augment)  # (B, T, F)
-        elapsed = dt_s.to(x) / self.config.time_scale_s  # (B, T)
-        y, states = self.core(x, elapsed, state)  # (B, T, M), (B, T, N)
-        return self.readout(y).squeeze(-1) / self.config.label_scale, states
+        return self.decode(self.encode(frames, augment), dt_s, state)
 
     # ------------------------------------------------------------------ closed loop
     def step_frames(
@@ -346,10 +387,7 @@ class SteeringPolicy(nn.Module):
         Returns:
             ``(curvature (B,) in 1/m, h (B, N))``.
         """
-        x = self.head(self.preprocess(frames))  # (B, F)
-        elapsed = dt_s.to(x) / self.config.time_scale_s  # (B,)
-        y, h = self.core.step(x, elapsed, h)  # (B, M), (B, N)
-        return self.readout(y).squeeze(-1) / self.config.label_scale, h
+        return self.decode(self.encode(frames), dt_s, h)
 
     def reset(self) -> PolicyState:
         """State for a new episode: zeros on the first frame."""

@@ -170,6 +170,42 @@ def test_chunked_features_equal_a_single_pass():
     policy = _policy("cnn")
     frames = _frames(CHUNK_FRAMES // 8 + 3, 8)  # more windows than one chunk holds
     with torch.no_grad():
-        chunked = policy.features(frames)
+        chunked = policy.encode(frames)
         whole = policy.head(policy.preprocess(frames.flatten(0, 1))).view(*frames.shape[:2], -1)
     torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("core", CORE_NAMES)
+def test_forward_and_closed_loop_step_are_the_two_stages_exactly(core):
+    """The pipeline is written once: every path is ``decode(encode(...))``, bit for bit."""
+    policy = _policy(core)
+    frames = _frames(2, 4)
+    dt = torch.tensor([[0.05, 0.05, 0.1, 0.04], [0.05, 0.07, 0.05, 0.05]])
+    h0 = torch.rand(2, policy.state_size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        features = policy.encode(frames)  # (B, T, F)
+        curv, states = policy.decode(features, dt, h0)
+        c_forward, s_forward = policy(frames, dt, h0)
+        assert torch.equal(c_forward, curv) and torch.equal(s_forward, states)
+        # The core unrolled one step at a time on the same features equals the window; the
+        # readout of M > 1 outputs on 8 rows vs 2 may round differently in BLAS.
+        h = h0
+        for t in range(4):
+            c, h = policy.decode(features[:, t], dt[:, t], h)
+            assert torch.equal(h, states[:, t])
+            if policy.core.output_size == 1:
+                assert torch.equal(c, curv[:, t])
+            torch.testing.assert_close(c, curv[:, t], rtol=1e-6, atol=1e-8)
+        # Frames through the head in the same batch: the closed loop equals windows of one.
+        h_window = h_step = None
+        state = policy.reset()
+        for t, t_s in enumerate([2.0, 2.05, 2.15, 2.19]):
+            c_window, s = policy(frames[:1, t : t + 1], dt[:1, t : t + 1], h_window)
+            h_window = s[:, -1]
+            c_step, h_step = policy.step_frames(frames[:1, t], dt[:1, t], h_step)
+            if t == 0:  # the closed loop's first frame uses first_step_dt_s (0.05 s here)
+                assert np.float32(policy.config.first_step_dt_s) == dt[0, 0].numpy()
+            action, state = policy.act(_obs(frames[0, t].numpy(), t_s), state)
+            assert torch.equal(c_step, c_window[:, 0]) and torch.equal(h_step, h_window)
+            assert action[0] == c_step.float().numpy()[0]
+            assert np.array_equal(policy.neuron_states(state), h_step[0].double().numpy())
