@@ -24,31 +24,16 @@ Saliency: ``--saliency visualbackprop`` (default, the NCP paper's method), ``gra
 from __future__ import annotations
 
 import json
-import logging
 import sys
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import tyro
-
-from driving.data.episodes import EpisodeFormatError
-from driving.model.checkpoint import CheckpointError
-from driving.viz.visualize import VisualizeConfig, VisualizeError, visualize
+from driving.viz.visualize import VisualizeConfig, visualize
+from tools._cli import run
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Parses the command line, runs :func:`driving.viz.visualize.visualize`, prints its result."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cfg = tyro.cli(VisualizeConfig, args=argv, description=__doc__)
-    try:
-        result = visualize(cfg)
-    except (VisualizeError, CheckpointError, EpisodeFormatError) as e:
-        raise SystemExit(f"error: {e}") from e
-    print(json.dumps(result))
-    return result
+def main(argv: list[str] | None = None) -> int:
+    """Parses the command line into a ``VisualizeConfig``, draws; returns the exit status."""
+    return run(VisualizeConfig, visualize, description=__doc__, show=json.dumps, argv=argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

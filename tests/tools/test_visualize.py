@@ -11,7 +11,9 @@ import torch
 from driving.data import episodes as E
 from driving.model.checkpoint import save_checkpoint
 from driving.model.policy import PolicyConfig, SteeringPolicy
-from driving.viz.visualize import VisualizeConfig, VisualizeError, replay_with_saliency, visualize
+from driving.viz.replay import replay_with_saliency
+from driving.viz.visualize import VisualizeConfig, VisualizeError, visualize
+from tools.visualize import main
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 8
@@ -128,3 +130,14 @@ def test_without_a_checkpoint_it_draws_the_recorded_states_and_plain_camera(tmp_
     assert result["episode"] == str(episode)
     assert set(result["files"]) == {"summary", "frame", "video"}
     assert len(_frames(tmp_path / "vis" / "rollout.mp4")) == STEPS
+
+
+def test_cli_errors_print_one_line_and_exit_2(tmp_path, capsys):
+    args = ["--rollout", str(tmp_path / "nothing"), "--out", str(tmp_path / "vis")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --rollout") and "Traceback" not in err
+    with pytest.raises(SystemExit) as exited:  # tyro refuses a bad option before anything runs
+        main([*args, "--crf", "99"])
+    assert exited.value.code == 2 and "--crf must be in 0..51" in capsys.readouterr().err
+    assert not (tmp_path / "vis").exists()
