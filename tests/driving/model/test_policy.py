@@ -13,14 +13,6 @@ from driving.model.policy import (
 from driving.rollout.episode import Driver
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _policy(core: str, seed: int = 0) -> SteeringPolicy:
     torch.manual_seed(seed)
     return SteeringPolicy(PolicyConfig(core=core)).eval()
