@@ -10,9 +10,10 @@ import numpy as np
 import torch
 
 import sim
-from driving.model.checkpoint import load_policy, read_checkpoint_config
+from driving.model.checkpoint import checkpoint_camera, load_policy, read_checkpoint_config
 from driving.model.policy import PolicyConfig
 from driving.rollout.episode import run_episode
+from sim.spec import CameraSpec
 
 REFERENCE = Path(__file__).resolve().parents[1] / "checkpoints" / "cfc-ncp"
 
@@ -21,6 +22,8 @@ def test_reference_checkpoint_is_the_documented_model():
     config = read_checkpoint_config(REFERENCE)
     assert config["policy"]["core"] == "cfc-ncp"
     assert config["policy"]["label_scale"] == PolicyConfig().label_scale  # the default preset
+    # Trained on data/builtin-30min, recorded with tools/record.py's default camera.
+    assert checkpoint_camera(REFERENCE) == CameraSpec()
     policy = load_policy(REFERENCE)
     counts = policy.parameter_counts()
     assert counts["conv_head"] == 79_420 and counts["total"] == 82_070

@@ -9,6 +9,7 @@ replaced by two renames; :func:`recover_dir` undoes what a kill between them lef
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -94,7 +95,9 @@ def make_temp_dir(path: Path | str) -> Path:
     """A new empty folder beside ``path`` to build its replacement in (see :func:`replace_dir`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{path.name}{TMP_INFIX}", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}{TMP_INFIX}", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a plain mkdir would not
+    return tmp
 
 
 def replace_dir(tmp: Path | str, path: Path | str) -> Path:
@@ -115,11 +118,30 @@ def replace_dir(tmp: Path | str, path: Path | str) -> Path:
     if path.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{path.name}{OLD_INFIX}", dir=path.parent))
         os.rename(path, old / path.name)
-    os.rename(tmp, path)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        if old is not None and not path.exists():  # put the old folder back before raising
+            os.rename(old / path.name, path)
+        raise
     fsync_dir(path.parent)
     if old is not None:
         shutil.rmtree(old)
     return path
+
+
+def parked_copies(path: Path | str) -> list[Path]:
+    """Old copies of ``path`` parked by interrupted :func:`replace_dir` calls, oldest first.
+
+    Ordered by when they were parked (the parking folder's modification time).
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = f"{glob.escape('.' + path.name)}{OLD_INFIX}*"
+    parking = [d for d in path.parent.glob(pattern) if (d / path.name).is_dir()]
+    parking.sort(key=lambda d: (d.stat().st_mtime_ns, d.name))
+    return [d / path.name for d in parking]
 
 
 def recover_dir(path: Path | str) -> bool:
@@ -136,22 +158,13 @@ def recover_dir(path: Path | str) -> bool:
     parent = path.parent
     if not parent.is_dir():
         return False
-    parked = sorted(
-        (
-            d / path.name
-            for d in parent.glob(f".{path.name}{OLD_INFIX}*")
-            if (d / path.name).is_dir()
-        ),
-        key=lambda p: p.stat().st_mtime,
-    )
+    parked = parked_copies(path)
     restored = False
     if not path.exists() and parked:
         os.rename(parked.pop(), path)
         fsync_dir(parent)
         restored = True
-    for leftover in [
-        *parent.glob(f".{path.name}{OLD_INFIX}*"),
-        *parent.glob(f".{path.name}{TMP_INFIX}*"),
-    ]:
+    name = glob.escape("." + path.name)
+    for leftover in [*parent.glob(f"{name}{OLD_INFIX}*"), *parent.glob(f"{name}{TMP_INFIX}*")]:
         shutil.rmtree(leftover, ignore_errors=True)
     return restored

@@ -1,13 +1,17 @@
 import json
+import math
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from driving.model.checkpoint import (
     CONFIG_FILE,
+    FORMAT_VERSION,
     MODEL_FILE,
     TRAIN_STATE_FILE,
     CheckpointError,
+    checkpoint_camera,
     load_policy,
     load_train_state,
     read_checkpoint_config,
@@ -15,14 +19,7 @@ from driving.model.checkpoint import (
     save_checkpoint,
 )
 from driving.model.policy import PolicyConfig, SteeringPolicy
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from sim.spec import CameraSpec
 
 
 def _trained_like(core="cfc-ncp", seed=1):
@@ -52,7 +49,7 @@ def test_round_trip_is_exact(tmp_path, core):
     with torch.no_grad():
         assert torch.equal(policy(frames, dt)[0], loaded(frames, dt)[0])
     cfg = read_checkpoint_config(path)
-    assert cfg["format_version"] == 1 and cfg["policy"]["core"] == core
+    assert cfg["format_version"] == FORMAT_VERSION and cfg["policy"]["core"] == core
     assert cfg["training"] == {"step": 7, "data": [str(tmp_path / "data")]}
     assert cfg["parameters"]["conv_head"] == 79_420
     assert read_metrics(path) == [{"step": 7, "train/loss": 0.5}]
@@ -145,3 +142,34 @@ def test_corrupt_or_mismatched_files_are_errors_naming_the_file(tmp_path):
         load_policy(path)
     with pytest.raises(CheckpointError, match="not a checkpoint folder"):
         load_policy(tmp_path / "nowhere")
+
+
+def test_the_camera_is_recorded_and_version_1_configs_still_load(tmp_path):
+    policy = _trained_like()
+    camera = CameraSpec(hfov_deg=90.0, mount_height_m=1.2, pitch_deg=4.0)
+    path = save_checkpoint(tmp_path / "ck", policy, camera=camera)
+    assert read_checkpoint_config(path)["camera"] == camera.to_dict()
+    assert checkpoint_camera(path) == camera
+    assert checkpoint_camera(save_checkpoint(tmp_path / "unknown", policy)) is None
+
+    config = json.loads((path / CONFIG_FILE).read_text())  # as written before version 2
+    del config["camera"]
+    (path / CONFIG_FILE).write_text(json.dumps({**config, "format_version": 1}))
+    migrated = read_checkpoint_config(path)
+    assert migrated["camera"] is None and migrated["format_version"] == FORMAT_VERSION
+    assert checkpoint_camera(path) is None
+    assert torch.equal(load_policy(path).readout.weight, policy.readout.weight)
+
+
+def test_a_wiring_mask_or_a_nan_in_the_weights_is_refused(tmp_path):
+    path = save_checkpoint(tmp_path / "ck", _trained_like())
+    tensors = load_file(str(path / MODEL_FILE))
+    good = dict(tensors)
+    tensors["core.layers.1.ff_mask"] = torch.ones_like(tensors["core.layers.1.ff_mask"])
+    save_file(tensors, str(path / MODEL_FILE))
+    with pytest.raises(CheckpointError, match=r"'core\.layers\.1\.ff_mask' differs from"):
+        load_policy(path)
+    tensors = {**good, "readout.bias": torch.tensor([math.inf])}
+    save_file(tensors, str(path / MODEL_FILE))
+    with pytest.raises(CheckpointError, match=r"'readout\.bias' holds 1 NaN or infinite"):
+        load_policy(path)

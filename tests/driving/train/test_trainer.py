@@ -1,25 +1,11 @@
 import json
-import math
+import subprocess
+import sys
 
-import cv2
-import numpy as np
 import pytest
 import torch
 
-import driving.train.trainer as train_mod
-from driving.data.episodes import (
-    BASE_COLUMN_NAMES,
-    CURVATURE_APPLIED,
-    CURVATURE_EXPERT,
-    FRAME_INDEX,
-    ROAD_CURVATURE,
-    SPEED_MPS,
-    T_S,
-    DatasetInfo,
-    EpisodeWriter,
-    create_or_open_dataset,
-    load_episodes,
-)
+from driving.data.episodes import CURVATURE_EXPERT, load_episodes
 from driving.data.windows import WindowConfig, WindowDataset
 from driving.model.checkpoint import BEST_DIR, LAST_DIR, load_policy, read_checkpoint_config
 from driving.model.policy import CORE_NAMES, PolicyConfig, SteeringPolicy
@@ -32,56 +18,7 @@ from driving.train.trainer import (
     train,
 )
 from perception.augment import AugmentConfig
-
-
-def write_tiny_dataset(root, episodes=3, steps=24, seed=0):
-    """Episodes whose label is readable from the frame: a bright bar at x ~ curvature."""
-    info = DatasetInfo(
-        sim="builtin", camera={"width_px": 200, "height_px": 78}, control_rate_hz=20.0
-    )
-    create_or_open_dataset(root, info)
-    rng = np.random.default_rng(seed)
-    for e in range(episodes):
-        phase, town = rng.uniform(0, 2 * np.pi), ("a", "b", "c")[e % 3]
-        with EpisodeWriter(root, {"town": town, "weather": "w", "seed": e}, fsync=False) as w:
-            t = 0.0
-            for i in range(steps):
-                kappa = 0.015 * math.sin(phase + 0.3 * i)
-                img = np.full((78, 200, 3), 90, np.uint8)
-                x = int(100 + 5000 * kappa)
-                cv2.rectangle(img, (x - 6, 20), (x + 6, 77), (250, 240, 200), -1)
-                row = dict.fromkeys(set(BASE_COLUMN_NAMES) - {FRAME_INDEX}, 0.0)
-                row |= {T_S: t, SPEED_MPS: 8.0, CURVATURE_EXPERT: kappa,
-                        CURVATURE_APPLIED: kappa, ROAD_CURVATURE: kappa}  # fmt: skip
-                row |= {"noise_active": False, "intervention": False, "collision": False}
-                w.write_step(img, row)
-                t += 0.05 if e != 1 else 0.04 + 0.02 * (i % 2)  # one episode with jitter
-            w.finish({"outcome": "max_steps"})
-    return root
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: one thread is faster, and far faster on a loaded machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    return write_tiny_dataset(tmp_path_factory.mktemp("data"))
-
-
-def _cfg(data, out, **kw):
-    base = dict(
-        data=(data,), out=out, steps=12, batch_size=4, window_steps=8, stride_steps=4,
-        lr=3e-3, warmup_steps=2, val_fraction=0.34, val_every=6, save_every=6, log_every=2,
-        val_max_windows=8, augment=AugmentConfig(enabled=False), tensorboard=False, threads=1,
-    )  # fmt: skip
-    base.update(kw)
-    return TrainConfig(**base)
+from tests.driving.train.tiny import tiny_config, train_killed
 
 
 @pytest.mark.parametrize("core", CORE_NAMES)
@@ -89,7 +26,7 @@ def test_every_core_trains_and_its_loss_falls(tiny_data, tmp_path, core):
     # The tiny task's curvatures (+-0.015 1/m) scaled to +-0.75, where the default scale puts
     # the tightest real bends, so that 16 steps show every core learning the bar.
     policy = PolicyConfig(core=core, label_scale=50.0)
-    cfg = _cfg(tiny_data, tmp_path / "run", policy=policy, val_fraction=0.0,
+    cfg = tiny_config(tiny_data, tmp_path / "run", policy=policy, val_fraction=0.0,
                lr=4e-3, steps=16, save_every=16, val_every=16)  # fmt: skip
     windows = WindowDataset(load_episodes(tiny_data), WindowConfig(8, 8, weight_alpha_m=30.0))
     idx = list(range(len(windows)))
@@ -108,28 +45,17 @@ def _weights(path):
 def test_resume_after_a_kill_gives_the_same_final_weights(tiny_data, tmp_path, monkeypatch):
     # Augmentation and skipped steps on: their draws from torch's generator must resume too.
     run = dict(augment=AugmentConfig(), step_skip_max=2, steps=10, save_every=4, val_every=4)
-    full = _cfg(tiny_data, tmp_path / "full", **run)
+    full = tiny_config(tiny_data, tmp_path / "full", **run)
     train(full)
 
-    killed = _cfg(tiny_data, tmp_path / "killed", **run)
-    real_loss, calls = train_mod.window_loss, {"n": 0}
-
-    def dying_loss(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 7:  # after the checkpoint at step 4, mid-way to the one at 8
-            raise KeyboardInterrupt
-        return real_loss(*args, **kwargs)
-
-    monkeypatch.setattr(train_mod, "window_loss", dying_loss)
-    with pytest.raises(KeyboardInterrupt):
-        train(killed)
-    monkeypatch.setattr(train_mod, "window_loss", real_loss)
-    assert read_checkpoint_config(tmp_path / "killed" / LAST_DIR)["training"]["step"] == 4
+    killed = tiny_config(tiny_data, tmp_path / "killed", **run)
+    # Killed after the checkpoint at step 4, mid-way to the one at 8.
+    assert train_killed(killed, monkeypatch, at_loss_call=7) == 4
     with pytest.raises(TrainConfigError, match="--resume"):
         train(killed)  # the run folder exists
     with pytest.raises(TrainConfigError, match="lr"):
-        train(_cfg(tiny_data, tmp_path / "killed", **run, lr=1e-2, resume=True))
-    train(_cfg(tiny_data, tmp_path / "killed", **run, resume=True))
+        train(tiny_config(tiny_data, tmp_path / "killed", **run, lr=1e-2, resume=True))
+    train(tiny_config(tiny_data, tmp_path / "killed", **run, resume=True))
 
     a, b = _weights(tmp_path / "full" / LAST_DIR), _weights(tmp_path / "killed" / LAST_DIR)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -145,13 +71,13 @@ def test_resume_after_a_kill_gives_the_same_final_weights(tiny_data, tmp_path, m
 
 def test_same_seed_same_weights_on_cpu(tiny_data, tmp_path):
     for run in ("a", "b"):
-        train(_cfg(tiny_data, tmp_path / run, steps=3, policy=PolicyConfig(core="gru")))
+        train(tiny_config(tiny_data, tmp_path / run, steps=3, policy=PolicyConfig(core="gru")))
     a, b = _weights(tmp_path / "a" / LAST_DIR), _weights(tmp_path / "b" / LAST_DIR)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_checkpoint_provenance_and_held_out_town(tiny_data, tmp_path):
-    cfg = _cfg(tiny_data, tmp_path / "run", steps=2, val_every=2, val_towns=("c",),
+    cfg = tiny_config(tiny_data, tmp_path / "run", steps=2, val_every=2, val_towns=("c",),
                policy=PolicyConfig(core="cnn"))  # fmt: skip
     train(cfg)
     prov = read_checkpoint_config(tmp_path / "run" / LAST_DIR)["training"]
@@ -180,15 +106,15 @@ def test_data_that_does_not_fit_the_policy_is_refused(tiny_data, tmp_path):
 
     wrong_camera = PolicyConfig(preprocess=PreprocessSpec(input_height_px=120, crop_top_px=42))
     with pytest.raises(TrainConfigError, match="78x200 px"):
-        train(_cfg(tiny_data, tmp_path / "a", policy=wrong_camera))
+        train(tiny_config(tiny_data, tmp_path / "a", policy=wrong_camera))
     with pytest.raises(TrainConfigError, match=r"20\.0 Hz"):
-        train(_cfg(tiny_data, tmp_path / "b", policy=PolicyConfig(first_step_dt_s=0.1)))
+        train(tiny_config(tiny_data, tmp_path / "b", policy=PolicyConfig(first_step_dt_s=0.1)))
 
 
 def test_episodes_shorter_than_one_window_are_a_clear_error(tiny_data, tmp_path):
     # 24-step episodes; 8 window steps that may each skip up to 4 recorded steps span 29.
     with pytest.raises(TrainConfigError, match="at least 29 recorded steps"):
-        train(_cfg(tiny_data, tmp_path / "run", step_skip_max=4))
+        train(tiny_config(tiny_data, tmp_path / "run", step_skip_max=4))
 
 
 def test_bad_settings_are_clear_errors(tmp_path):
@@ -204,7 +130,7 @@ def test_tensorboard_gets_curves_and_figures_without_changing_the_weights(tiny_d
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     for run, tb in (("tb", True), ("plain", False)):
-        train(_cfg(tiny_data, tmp_path / run, steps=4, val_every=4, tensorboard=tb))
+        train(tiny_config(tiny_data, tmp_path / run, steps=4, val_every=4, tensorboard=tb))
     events = EventAccumulator(str(tmp_path / "tb" / "tb"), size_guidance={"images": 0})
     events.Reload()
     tags = events.Tags()
@@ -212,3 +138,11 @@ def test_tensorboard_gets_curves_and_figures_without_changing_the_weights(tiny_d
     assert {"figures/neuron_traces", "figures/saliency"} <= set(tags["images"])
     a, b = _weights(tmp_path / "tb" / LAST_DIR), _weights(tmp_path / "plain" / LAST_DIR)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_importing_the_trainer_loads_neither_pyav_nor_matplotlib():
+    code = (
+        "import sys, driving.train.trainer; print(sorted({'av', 'matplotlib'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

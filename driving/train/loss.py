@@ -1,0 +1,79 @@
+"""The training objective, the learning-rate schedule and the validation loss.
+
+* loss: squared error of the scaled curvature, weighted by ``w = exp(weight_alpha_m *
+  |label|)`` and normalised by the sum of the weights (curves count more than the many
+  straight frames);
+* schedule: linear warm-up, then cosine decay of the learning rate;
+* optimizer: Adam, the core and readout faster than the conv head (NCP practice).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from driving.data.windows import WindowDataset
+from driving.model.policy import SteeringPolicy
+from driving.train.config import TrainConfig
+from driving.train.data import make_batch
+from perception.augment import Augmenter
+
+
+def weighted_mse(pred: Tensor, target: Tensor, weight: Tensor) -> Tensor:
+    """``sum(w * (pred - target)^2) / sum(w)`` over all elements."""
+    return (weight * (pred - target) ** 2).sum() / weight.sum()
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine decay to ``lr * lr_final_fraction``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(cfg.steps - cfg.warmup_steps, 1)
+    progress = min((step - cfg.warmup_steps) / span, 1.0)
+    low = cfg.lr * cfg.lr_final_fraction
+    return low + 0.5 * (cfg.lr - low) * (1.0 + math.cos(math.pi * progress))
+
+
+def make_optimizer(policy: SteeringPolicy, cfg: TrainConfig) -> torch.optim.Adam:
+    """Adam with two groups: the conv head, then the core and readout ``core_lr_scale`` faster.
+
+    Each group's ``lr_scale`` multiplies the base rate that :func:`learning_rate` sets.
+    """
+    head = list(policy.head.parameters())
+    rest = [p for n, p in policy.named_parameters() if not n.startswith("head.")]
+    groups = [{"params": head, "lr_scale": 1.0}, {"params": rest, "lr_scale": cfg.core_lr_scale}]
+    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def window_loss(
+    policy: SteeringPolicy, batch: dict[str, Tensor], augment: Augmenter | None = None
+) -> Tensor:
+    """Weighted MSE of the scaled curvature over a batch of windows."""
+    pred, _ = policy(batch["frames"], batch["dt_s"], augment=augment)  # (B, T) 1/m
+    scale = policy.config.label_scale
+    return weighted_mse(pred * scale, batch["label"].to(pred) * scale, batch["weight"].to(pred))
+
+
+@torch.no_grad()
+def evaluate_loss(
+    policy: SteeringPolicy, dataset: WindowDataset, indices: list[int], batch_size: int
+) -> dict[str, float]:
+    """Weighted loss and RMSE (1/m) of the policy on the given windows, without augmentation."""
+    was_training = policy.training
+    policy.eval()
+    dev = policy.device
+    num = den = sq = count = 0.0
+    for k in range(0, len(indices), batch_size):
+        batch = make_batch(dataset, indices[k : k + batch_size], dev)
+        pred, _ = policy(batch["frames"], batch["dt_s"])
+        err = pred - batch["label"].to(pred)
+        w = batch["weight"].to(pred)
+        scale = policy.config.label_scale
+        num += float((w * (err * scale) ** 2).sum())
+        den += float(w.sum())
+        sq += float((err**2).sum())
+        count += err.numel()
+    policy.train(was_training)
+    return {"loss": num / den, "rmse_per_m": math.sqrt(sq / count)}
