@@ -5,24 +5,32 @@ Usage::
     python benchmarks/train.py                     # cfc-ncp, batch 32 x 16 frames, 78x200
     python benchmarks/train.py --model lstm --steps 10 --threads 1
 
-One step is exactly what ``driving.train.trainer`` does per batch: uint8 windows from memory ->
-preprocessing -> augmentation -> conv head -> core -> weighted MSE -> backward -> clipping ->
-Adam. Frames are random (speed does not depend on content). Prints one JSON object;
-``train_frames_per_s`` is the figure to compare, ``cpu_s_per_step`` shows how much CPU a
-step used (on a shared machine wall time can be much longer than CPU time / threads).
+One step is what ``driving.train.trainer`` does per batch, with its own functions: uint8
+windows from memory -> preprocessing -> augmentation -> conv head -> core -> weighted MSE
+(``window_loss``) -> backward -> clipping -> Adam (``make_optimizer``). Frames are random
+(speed does not depend on content). Prints one JSON object; ``train_frames_per_s`` is the
+figure to compare. The baseline measured in the same run, ``forward_frames_per_s``, is the
+same batch through the policy without gradients or augmentation; ``train_to_forward_ratio``
+is their quotient (what learning costs on top of driving). ``cpu_s_per_step`` shows how much
+CPU a step used (on a shared machine wall time can be much longer than CPU time / threads);
+``loadavg`` is the machine's load while it ran.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import tyro
 
 from driving.model.policy import CoreName, PolicyConfig, SteeringPolicy
-from driving.train.trainer import TrainConfig, weighted_mse
+from driving.train.config import TrainConfig
+from driving.train.loss import make_optimizer, window_loss
 from perception.augment import Augmenter
 
 
@@ -44,32 +52,44 @@ class Args:
     """Include the training augmentation."""
 
 
+def _timed(step: Callable[[], None], steps: int) -> tuple[float, float]:
+    """(wall s, CPU s) per call of ``step`` after 2 warm-up calls."""
+    for _ in range(2):
+        step()
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
+
+
 def main(args: Args) -> dict:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     policy = SteeringPolicy(PolicyConfig(core=args.model)).train()
     augment = Augmenter().train() if args.augment else None
-    opt = torch.optim.Adam(policy.parameters(), lr=1e-3)
+    opt = make_optimizer(policy, TrainConfig(data=(), out=Path("unused")))
     b, t = args.batch_size, args.window_steps
-    frames = torch.randint(0, 256, (b, t, 78, 200, 3), dtype=torch.uint8)
-    dt = torch.full((b, t), 0.05)
-    label, weight = torch.randn(b, t) * 0.01, torch.ones(b, t)
+    batch = {
+        "frames": torch.randint(0, 256, (b, t, 78, 200, 3), dtype=torch.uint8),
+        "dt_s": torch.full((b, t), 0.05),
+        "label": torch.randn(b, t) * 0.01,
+        "weight": torch.ones(b, t),
+    }
 
     def step() -> None:
-        pred, _ = policy(frames, dt, augment=augment)
-        loss = weighted_mse(pred * 100, label * 100, weight)
+        loss = window_loss(policy, batch, augment)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), 10.0)
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), TrainConfig.grad_clip_norm)
         opt.step()
 
-    for _ in range(2):
-        step()
-    wall, cpu = time.perf_counter(), time.process_time()
-    for _ in range(args.steps):
-        step()
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    def forward() -> None:
+        with torch.no_grad():
+            policy(batch["frames"], batch["dt_s"])
+
+    wall, cpu = _timed(step, args.steps)
+    forward_wall, _ = _timed(forward, args.steps)
     return {
         "benchmark": "train",
         "model": args.model,
@@ -79,9 +99,12 @@ def main(args: Args) -> dict:
         "augment": args.augment,
         "threads": torch.get_num_threads(),
         "steps": args.steps,
-        "train_frames_per_s": round(args.steps * b * t / wall, 1),
-        "s_per_step": round(wall / args.steps, 3),
-        "cpu_s_per_step": round(cpu / args.steps, 3),
+        "train_frames_per_s": round(b * t / wall, 1),
+        "forward_frames_per_s": round(b * t / forward_wall, 1),
+        "train_to_forward_ratio": round(forward_wall / wall, 3),
+        "s_per_step": round(wall, 3),
+        "cpu_s_per_step": round(cpu, 3),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
         "torch": torch.__version__,
     }
 

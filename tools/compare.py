@@ -13,32 +13,29 @@ into ``--out`` and prints the table. See ``driving/evaluate/compare.py``.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from typing import Annotated, Any
 
 import tyro
 
-from driving.evaluate.compare import CompareConfig, CompareError, compare, render_table
+from driving.evaluate.compare import CompareConfig, compare, render_table
+from tools._cli import run
+
+
+def _compare(cfg: CompareConfig) -> dict[str, Any]:
+    doc = compare(cfg)
+    print(f"wrote {cfg.out / 'results.md'}, results.json and seeds.png", file=sys.stderr)
+    return doc
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parses the command line into a ``CompareConfig``, compares; returns the exit status."""
-    cfg = tyro.cli(
-        CompareConfig,
-        args=argv,
+    return run(
+        Annotated[CompareConfig, tyro.conf.PositionalRequiredArgs],  # metrics files first
+        _compare,
         description=__doc__,
-        config=(tyro.conf.PositionalRequiredArgs,),
+        show=lambda doc: render_table(doc["models"], doc["suites"]).rstrip("\n"),
+        argv=argv,
     )
-    try:
-        doc = compare(cfg)
-    except CompareError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(render_table(doc["models"], doc["suites"]), end="")
-    print(f"wrote {cfg.out / 'results.md'}, results.json and seeds.png", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":

@@ -18,29 +18,15 @@ measured differences. Drive with it in Python::
 from __future__ import annotations
 
 import json
-import logging
 import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import tyro
 
 from driving.model.export import ExportConfig, export
+from tools._cli import run
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parses the command line into an ``ExportConfig``, exports; returns the exit status."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = tyro.cli(ExportConfig, args=argv, description=__doc__)
-        result = export(cfg)
-    except (ValueError, RuntimeError) as e:  # bad option, checkpoint, failed export or check
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(result))
-    return 0
+    return run(ExportConfig, export, description=__doc__, show=json.dumps, argv=argv)
 
 
 if __name__ == "__main__":

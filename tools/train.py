@@ -7,34 +7,25 @@ Usage::
     python tools/train.py --data data/builtin-30min --out checkpoints/my-run --resume
 
 Writes ``OUT/last/`` (latest checkpoint + train_state.pt), ``OUT/best/`` (lowest validation
-loss), ``OUT/metrics.jsonl`` and ``OUT/tb/`` (TensorBoard). Every option is a field of
-``driving.train.trainer.TrainConfig`` (see ``--help``).
+loss), ``OUT/metrics.jsonl`` and ``OUT/tb/`` (TensorBoard), and prints the best checkpoint's
+folder. ``--resume`` continues a killed run exactly; it refuses data that changed since
+(``--resume-allow-data-change`` to continue anyway). Every option is a field of
+``driving.train.config.TrainConfig`` (see ``--help``). Bad data, settings or checkpoints
+are one ``error:`` line and exit status 2.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import tyro
 
 from driving.train.trainer import TrainConfig, train
+from tools._cli import run
 
 
-def main(argv: list[str] | None = None) -> Path:
-    """Parses the command line into a ``TrainConfig`` and trains; returns the best checkpoint."""
-    cfg = tyro.cli(TrainConfig, args=argv, description=__doc__)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    best = train(cfg)
-    logging.getLogger("tools.train").info("best checkpoint: %s", best)
-    return best
+def main(argv: list[str] | None = None) -> int:
+    """Parses the command line into a ``TrainConfig`` and trains; returns the exit status."""
+    return run(TrainConfig, train, description=__doc__, show=str, argv=argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

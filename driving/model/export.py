@@ -32,8 +32,7 @@ import contextlib
 import copy
 import json
 import logging
-import os
-import tempfile
+import math
 import time
 import warnings
 from collections.abc import Iterator
@@ -45,6 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from driving.data.atomic import atomic_path
 from driving.model.checkpoint import load_policy, resolve_checkpoint
 from driving.model.policy import PolicyConfig, PolicyError, SteeringPolicy
 from liquid_drive.errors import LiquidDriveError
@@ -82,6 +82,10 @@ class ExportError(LiquidDriveError, RuntimeError):
     """An export that failed or does not reproduce the torch policy (names the file)."""
 
 
+class ExportConfigError(LiquidDriveError, ValueError):
+    """An export setting out of range (the message shows the bad value)."""
+
+
 class OnnxModelError(LiquidDriveError, ValueError):
     """An ``.onnx`` file that is not an exported liquid-drive policy (names the file)."""
 
@@ -104,11 +108,11 @@ class ExportConfig:
 
     def __post_init__(self) -> None:
         if self.check_steps < 0:
-            raise ValueError(f"check_steps must be >= 0, got {self.check_steps}")
+            raise ExportConfigError(f"check_steps must be >= 0, got {self.check_steps}")
         if not (np.isfinite(self.tolerance) and self.tolerance > 0):
-            raise ValueError(f"tolerance must be a positive number, got {self.tolerance}")
+            raise ExportConfigError(f"tolerance must be a positive number, got {self.tolerance}")
         if self.out.suffix != ".onnx":
-            raise ValueError(f"out must end in .onnx, got {self.out}")
+            raise ExportConfigError(f"out must end in .onnx, got {self.out}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,7 +178,7 @@ def export_policy(
     out = Path(out)
     c = policy.config
     # Traced with autograd on: the cores keep effective weights in an inference-only cache
-    # (``driving.model.cfc._WeightCache``) when autograd is off, which must not capture traced
+    # (``driving.model.cores.WeightCache``) when autograd is off, which must not capture traced
     # tensors; a deep copy keeps the caller's policy and its caches untouched.
     module = _StepGraph(copy.deepcopy(policy).cpu().float()).eval()
     n, h, w = policy.state_size, c.preprocess.input_height_px, c.preprocess.input_width_px
@@ -221,15 +225,8 @@ def export_policy(
         "source": source,
     }
     onnx.helper.set_model_props(proto, metadata)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        onnx.save_model(proto, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as tmp:
+        onnx.save_model(proto, str(tmp))
     logger.info(
         "exported %s policy to %s (%.0f kB) in %.1f s",
         c.core,
@@ -397,13 +394,22 @@ class OnnxPolicy:
 # Checking an export against torch, and the tool's entry point
 
 
+def _worst(current: float, gap: np.ndarray) -> float:
+    """The larger of ``current`` and ``max |gap|``; NaN as soon as either is NaN."""
+    if gap.size == 0:
+        return current
+    new = float(np.abs(gap).max())  # NaN if any element is NaN
+    return math.nan if math.isnan(current) or math.isnan(new) else max(current, new)
+
+
 def closed_loop_difference(
     policy: SteeringPolicy, driver: OnnxPolicy, steps: int, seed: int = 0
 ) -> dict[str, float]:
     """Drives both on the same random frames and jittered 20 Hz times, each on its own state.
 
     Returns:
-        ``{"max_abs_curvature_diff": 1/m, "max_abs_state_diff": ...}`` over all steps.
+        ``{"max_abs_curvature_diff": 1/m, "max_abs_state_diff": ...}`` over all steps; NaN
+        when either side produced a NaN (a difference of NaN is never within a tolerance).
     """
     rng = np.random.default_rng(seed)
     h, w, _ = driver.image_shape
@@ -417,9 +423,9 @@ def closed_loop_difference(
         }
         a_torch, s_torch = policy.act(obs, s_torch)
         a_onnx, s_onnx = driver.act(obs, s_onnx)
-        d_cmd = max(d_cmd, float(np.abs(a_torch - a_onnx).max()))
+        d_cmd = _worst(d_cmd, np.asarray(a_torch - a_onnx))
         gap = policy.neuron_states(s_torch) - driver.neuron_states(s_onnx)  # (N,)
-        d_state = max(d_state, float(np.abs(gap).max(initial=0.0)))
+        d_state = _worst(d_state, gap)
         t_s += 0.05 * (1.0 + 0.2 * (rng.random() - 0.5))
     return {"max_abs_curvature_diff": d_cmd, "max_abs_state_diff": d_state}
 
@@ -447,7 +453,12 @@ def export(cfg: ExportConfig) -> dict[str, Any]:
     if cfg.check_steps > 0:
         diff = closed_loop_difference(policy, OnnxPolicy(out), cfg.check_steps)
         result |= {"check_steps": cfg.check_steps, **diff}
-        if diff["max_abs_curvature_diff"] > cfg.tolerance:
+        if any(math.isnan(v) for v in diff.values()):
+            raise ExportError(
+                f"{out}: the ONNX graph or the torch policy produced NaN commands or states "
+                f"over {cfg.check_steps} steps"
+            )
+        if not diff["max_abs_curvature_diff"] <= cfg.tolerance:
             raise ExportError(
                 f"{out}: the ONNX graph's curvature differs from the torch policy's by "
                 f"{diff['max_abs_curvature_diff']:.3g} 1/m over {cfg.check_steps} steps "

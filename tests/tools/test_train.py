@@ -9,14 +9,7 @@ import tools.record as record
 import tools.train as tool
 from driving.model.checkpoint import LAST_DIR, load_policy, read_checkpoint_config
 from driving.rollout.episode import run_episode
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from tests.driving.model.conftest import _one_thread  # noqa: F401  (autouse here too)
 
 
 def test_help_lists_the_options(capsys):
@@ -29,19 +22,20 @@ def test_help_lists_the_options(capsys):
     assert "cfc-ncp" in text and "ltc-ncp" in text
 
 
-def test_record_train_and_drive(tmp_path):
+def test_record_train_and_drive(tmp_path, capsys):
     data = tmp_path / "data"
     record.record(
         record.RecordConfig(out=data, episodes=2, episode_s=2.0, towns=("countryside",),
                             weathers=("clear_noon",), progress=False)
     )  # fmt: skip
     out = tmp_path / "run"
-    best = tool.main(
+    status = tool.main(
         ["--data", str(data), "--out", str(out), "--model", "cfc-ncp", "--steps", "3",
          "--batch-size", "2", "--window-steps", "8", "--val-fraction", "0.5", "--val-every", "3",
          "--save-every", "3", "--threads", "1", "--no-tensorboard", "--device", "cpu"]
     )  # fmt: skip
-    assert best == out / "best"
+    assert status == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(out / "best")
     assert read_checkpoint_config(out / LAST_DIR)["training"]["step"] == 3
     assert (out / "metrics.jsonl").read_text().strip()
 

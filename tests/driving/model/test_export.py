@@ -3,7 +3,9 @@
 One export per core (about 3-8 s each on 2 busy cores), shared by the tests of this module.
 """
 
+import copy
 import json
+import math
 
 import numpy as np
 import onnx
@@ -11,14 +13,17 @@ import pytest
 import torch
 
 import sim
+from driving.model.checkpoint import CheckpointError, save_checkpoint
 from driving.model.export import (
     FORMAT_NAME,
     INPUT_NAMES,
     METADATA_KEYS,
     OUTPUT_NAMES,
+    ExportConfig,
     OnnxModelError,
     OnnxPolicy,
     closed_loop_difference,
+    export,
     export_policy,
 )
 from driving.model.policy import CORE_NAMES, PolicyConfig, PolicyError, SteeringPolicy
@@ -53,15 +58,6 @@ def _trained_like(core, seed=1, **config):
             p.add_(0.05 * torch.randn_like(p))
         policy.readout.weight.mul_(20.0)
     return policy.eval()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # Several torch threads on 2 shared cores make each eager step up to 50x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +161,21 @@ def test_closed_loop_difference_reports_the_gap(exported):
     assert 0 <= diff["max_abs_state_diff"] <= 1e-4
     other = _trained_like("cfc-ncp", seed=2)  # other weights: the check must see it
     assert closed_loop_difference(other, OnnxPolicy(path), steps=5)["max_abs_curvature_diff"] > 1e-4
+
+
+def test_a_nan_is_never_within_the_tolerance(exported, tmp_path):
+    policy, path = exported("cfc-ncp")
+    broken = copy.deepcopy(policy)
+    with torch.no_grad():
+        broken.readout.weight.fill_(math.nan)  # NaN commands; max(0, NaN) used to read 0
+    diff = closed_loop_difference(broken, OnnxPolicy(path), steps=3)
+    assert math.isnan(diff["max_abs_curvature_diff"])
+    # export() loads a checkpoint, which refuses NaN weights before anything is exported.
+    ckpt = tmp_path / "ck"
+    save_checkpoint(ckpt, broken)
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: tensor 'readout\.weight'"):
+        export(ExportConfig(checkpoint=ckpt, out=tmp_path / "p.onnx"))
+    assert not (tmp_path / "p.onnx").exists()
 
 
 def test_driver_refuses_bad_observations_like_the_torch_policy(exported):
