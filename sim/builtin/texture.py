@@ -507,5 +507,9 @@ class GroundTexture:
             ua, ub = max(u0, 0), min(u1, w_img)
             ra, rb = max(r0, 0), min(r1, h_img)
             m = mask[ra - r0 : rb - r0, ua - u0 : ub - u0].astype(np.float32) * (strength / 255.0)
+            np.subtract(1.0, m, out=m)
             roi = img[ra:rb, ua:ub]
-            roi[:] = (roi * (1.0 - m)[..., None]).astype(np.uint8)
+            # roi * (1 - m) in float32, truncated back: in place, without mixed-type loops
+            lit = roi.astype(np.float32)
+            lit *= m[..., None]
+            np.copyto(roi, lit, casting="unsafe")
