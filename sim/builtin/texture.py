@@ -55,6 +55,8 @@ GRAIN_AMPLITUDE = 0.09
 _BUFFER_SLACK = 1.25
 """New tile-sized buffers are this much larger than asked for, so that later (differently
 sized) tiles can reuse them."""
+_GRAIN_ROWS = 32
+"""Tile rows that the grain is applied to at a time."""
 _GRAIN_REPEAT = 10
 """The grain pattern is stored repeated this many times per axis, so that a rotated tile can
 be sampled without wrap-around handling (much faster)."""
@@ -141,6 +143,22 @@ def _drop(cache: OrderedDict, last: bool = False) -> None:
     # frame's and getrefcount's references) can still refer to the buffer
     if alive() is None and isinstance(flat, np.ndarray) and sys.getrefcount(flat) <= 2:
         _give(flat)
+
+
+def _apply_grain(img: np.ndarray, grain: np.ndarray) -> None:
+    """``img = img * grain / 128`` (rounded, saturated) for every channel, in row strips.
+
+    The grain is widened to four channels a strip at a time in a small scratch buffer: a
+    tile-sized one would cost more in first-touch page faults than the multiply itself.
+    """
+    h_px, w_px = grain.shape
+    strip = np.empty((min(_GRAIN_ROWS, h_px), w_px, 4), np.uint8)
+    for r in range(0, h_px, _GRAIN_ROWS):
+        n = min(_GRAIN_ROWS, h_px - r)
+        part = strip[:n]
+        cv2.cvtColor(grain[r : r + n], cv2.COLOR_GRAY2RGBA, dst=part)
+        rows = img[r : r + n]
+        cv2.multiply(rows, part, dst=rows, scale=1.0 / 128.0)
 
 
 def _release_cache(cache: OrderedDict) -> None:
@@ -267,15 +285,11 @@ class GroundTexture:
         img = _buffer(_take(h_px * w_px * 4), (h_px, w_px, 4))
         self._ground(img, A)
         self._draw_road(img, A, s0, s1)
-        grain_flat, grain_rgba_flat = _take(h_px * w_px), _take(h_px * w_px * 4)
+        grain_flat = _take(h_px * w_px)
         try:
-            grain = self._grain(_buffer(grain_flat, (h_px, w_px)), A)
-            grain_rgba = _buffer(grain_rgba_flat, (h_px, w_px, 4))
-            cv2.cvtColor(grain, cv2.COLOR_GRAY2RGBA, dst=grain_rgba)
-            cv2.multiply(img, grain_rgba, dst=img, scale=1.0 / 128.0)
-        finally:  # scratch: back to the pool (the views above are not used again)
+            _apply_grain(img, self._grain(_buffer(grain_flat, (h_px, w_px)), A))
+        finally:  # scratch: back to the pool (the view above is not used again)
             _give(grain_flat)
-            _give(grain_rgba_flat)
         self._draw_shadows(img, A, s0, s1)
         return Tile(rgba=img, world_to_px=A, index=k)
 

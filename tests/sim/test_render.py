@@ -1,5 +1,6 @@
 import math
 
+import cv2
 import numpy as np
 import pytest
 
@@ -205,3 +206,13 @@ def test_buffer_pool_keeps_the_largest_few_and_hands_out_the_smallest_fitting():
         assert texture._take(10**7).size >= 10**7  # nothing fits: a new buffer
     finally:
         texture._pool[:] = saved
+
+
+@pytest.mark.parametrize("rows", [1, texture._GRAIN_ROWS, 2 * texture._GRAIN_ROWS + 5])
+def test_grain_in_strips_equals_the_whole_tile_multiply(rows):
+    rng = np.random.default_rng(rows)
+    img = rng.integers(0, 256, (rows, 37, 4), dtype=np.uint8)
+    grain = rng.integers(0, 256, (rows, 37), dtype=np.uint8)
+    want = cv2.multiply(img, cv2.cvtColor(grain, cv2.COLOR_GRAY2RGBA), scale=1.0 / 128.0)
+    texture._apply_grain(img, grain)
+    np.testing.assert_array_equal(img, want)
