@@ -33,21 +33,23 @@ import copy
 import json
 import logging
 import math
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from driving.data.atomic import atomic_path
-from driving.model.checkpoint import load_policy, resolve_checkpoint
+from driving.model.checkpoint import checkpoint_camera, load_policy, resolve_checkpoint
 from driving.model.policy import PolicyConfig, PolicyError, SteeringPolicy
 from liquid_drive.errors import LiquidDriveError
+from sim.spec import CameraSpec
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +76,11 @@ METADATA_KEYS = (
 )
 """Metadata properties written into every exported model (all strings; lists and the policy
 config as JSON)."""
+
+FP32_TOLERANCE = 1e-5
+"""Default check tolerance of a float32 export, 1/m (float rounding only)."""
+INT8_TOLERANCE = 2e-3
+"""Default check tolerance of an int8 export, 1/m (a few % of a typical bend's curvature)."""
 
 _INSTALL_HINT = 'ONNX export needs onnx, onnxscript and onnxruntime: pip install -e ".[export]"'
 
@@ -103,14 +110,31 @@ class ExportConfig:
     and with torch and compare (0 = no check)."""
     dynamic_batch: bool = False
     """Export for any batch size (default: batch 1, what a closed-loop driver uses)."""
-    tolerance: float = 1e-5
-    """Largest curvature difference (1/m) the check accepts, else the export is an error."""
+    precision: Literal["fp32", "int8"] = "fp32"
+    """fp32: the policy as trained; int8: the conv head's convolutions quantised to int8
+    (``driving/model/quantize.py``, calibrated on training-town frames; the core stays fp32)."""
+    calibration_frames: int = 256
+    """Simulator frames that calibrate the int8 activation ranges (precision int8)."""
+    tolerance: float | None = None
+    """Largest curvature difference (1/m) the check accepts, else the export is an error;
+    None = 1e-5 for fp32 and 2e-3 for int8."""
 
     def __post_init__(self) -> None:
         if self.check_steps < 0:
             raise ExportConfigError(f"check_steps must be >= 0, got {self.check_steps}")
-        if not (np.isfinite(self.tolerance) and self.tolerance > 0):
+        if self.tolerance is not None and not (np.isfinite(self.tolerance) and self.tolerance > 0):
             raise ExportConfigError(f"tolerance must be a positive number, got {self.tolerance}")
+        if self.calibration_frames < 1:
+            raise ExportConfigError(
+                f"calibration_frames must be >= 1, got {self.calibration_frames}"
+            )
+
+    @property
+    def check_tolerance(self) -> float:
+        """The tolerance the check applies, 1/m."""
+        if self.tolerance is not None:
+            return self.tolerance
+        return INT8_TOLERANCE if self.precision == "int8" else FP32_TOLERANCE
         if self.out.suffix != ".onnx":
             raise ExportConfigError(f"out must end in .onnx, got {self.out}")
 
@@ -403,9 +427,16 @@ def _worst(current: float, gap: np.ndarray) -> float:
 
 
 def closed_loop_difference(
-    policy: SteeringPolicy, driver: OnnxPolicy, steps: int, seed: int = 0
+    policy: SteeringPolicy,
+    driver: OnnxPolicy,
+    steps: int,
+    seed: int = 0,
+    frames: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Drives both on the same random frames and jittered 20 Hz times, each on its own state.
+    """Drives both on the same frames and jittered 20 Hz times, each on its own state.
+
+    ``frames`` (uint8 (N, H, W, 3), cycled) default to random images; an int8 graph is
+    checked on simulator frames, the inputs its activation ranges were calibrated for.
 
     Returns:
         ``{"max_abs_curvature_diff": 1/m, "max_abs_state_diff": ...}`` over all steps; NaN
@@ -415,9 +446,14 @@ def closed_loop_difference(
     h, w, _ = driver.image_shape
     s_torch, s_onnx = policy.reset(), driver.reset()
     t_s, d_cmd, d_state = 0.0, 0.0, 0.0
-    for _ in range(steps):
+    for step in range(steps):
+        image = (
+            rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+            if frames is None
+            else frames[step % len(frames)]
+        )
         obs = {
-            "image": rng.integers(0, 256, (h, w, 3), dtype=np.uint8),
+            "image": image,
             "speed_mps": np.array([10.0], np.float32),
             "t_s": np.array([t_s]),
         }
@@ -442,26 +478,47 @@ def export(cfg: ExportConfig) -> dict[str, Any]:
     folder = resolve_checkpoint(cfg.checkpoint)
     policy = load_policy(folder)
     t0 = time.perf_counter()
-    out = export_policy(policy, cfg.out, dynamic_batch=cfg.dynamic_batch, source=str(folder))
+    frames = None
+    if cfg.precision == "fp32":
+        out = export_policy(policy, cfg.out, dynamic_batch=cfg.dynamic_batch, source=str(folder))
+    else:
+        from driving.model.quantize import calibration_frames, quantize_int8
+
+        frames = calibration_frames(_camera(folder, policy), cfg.calibration_frames)
+        with tempfile.TemporaryDirectory() as tmp:
+            fp32 = export_policy(
+                policy, Path(tmp) / "fp32.onnx", dynamic_batch=cfg.dynamic_batch, source=str(folder)
+            )
+            out = quantize_int8(fp32, cfg.out, frames)
     result: dict[str, Any] = {
         "out": str(out),
         "bytes": out.stat().st_size,
         "core": policy.config.core,
+        "precision": cfg.precision,
         "state_size": policy.state_size,
         "export_s": round(time.perf_counter() - t0, 2),
     }
     if cfg.check_steps > 0:
-        diff = closed_loop_difference(policy, OnnxPolicy(out), cfg.check_steps)
+        diff = closed_loop_difference(policy, OnnxPolicy(out), cfg.check_steps, frames=frames)
         result |= {"check_steps": cfg.check_steps, **diff}
         if any(math.isnan(v) for v in diff.values()):
             raise ExportError(
                 f"{out}: the ONNX graph or the torch policy produced NaN commands or states "
                 f"over {cfg.check_steps} steps"
             )
-        if not diff["max_abs_curvature_diff"] <= cfg.tolerance:
+        if not diff["max_abs_curvature_diff"] <= cfg.check_tolerance:
             raise ExportError(
                 f"{out}: the ONNX graph's curvature differs from the torch policy's by "
                 f"{diff['max_abs_curvature_diff']:.3g} 1/m over {cfg.check_steps} steps "
-                f"(tolerance {cfg.tolerance:g})"
+                f"(tolerance {cfg.check_tolerance:g})"
             )
     return result
+
+
+def _camera(folder: Path, policy: SteeringPolicy) -> CameraSpec:
+    """The checkpoint's camera; for an older checkpoint, the default one at the policy's size."""
+    camera = checkpoint_camera(folder)
+    if camera is not None:
+        return camera
+    p = policy.config.preprocess
+    return CameraSpec(width_px=p.input_width_px, height_px=p.input_height_px)
