@@ -70,13 +70,13 @@ def gated_heads(u: Tensor, ts: Tensor, gated: bool, literal: bool) -> tuple[Tens
     otherwise fused ``addcmul``/``lerp`` (fewer dispatches, same maths, last-bit rounding).
     """
     n = u.shape[1] // 4
-    ff1, ff2, t_a, t_b = u.view(-1, 4, n).unbind(1)  # (B, 4n) -> 4 x (B, n)
-    f1 = torch.tanh(ff1)
-    f2 = torch.tanh(ff2)
+    ff1, ff2, t_a, t_b = u.split_with_sizes([n, n, n, n], dim=1)  # (B, 4n) -> 4 x (B, n)
     if literal:
+        f1, f2 = torch.tanh(ff1), torch.tanh(ff2)
         g = torch.sigmoid(t_a * ts + t_b)
         h = f1 * (1.0 - g) + g * f2 if gated else f1 + g * f2
-    else:
+    else:  # one tanh over the contiguous row is cheaper than two over strided blocks
+        f1, f2, _ = torch.tanh(u).split_with_sizes([n, n, 2 * n], dim=1)
         g = torch.sigmoid(torch.addcmul(t_b, t_a, ts))  # time_a * t + time_b
         # default: f1 (1 - g) + g f2 ; no_gate: f1 + g f2
         h = torch.lerp(f1, f2, g) if gated else torch.addcmul(f1, g, f2)

@@ -31,12 +31,13 @@ have no effect. States are in the wiring's state order (inter, command, motor; s
 How it is made fast (everything is dispatch-bound at 19 neurons; ``benchmarks/cells.py``):
 
 * masks are applied and the four heads of a layer fused into one matrix once per
-  ``forward`` call (and cached between ``step`` calls while autograd is off and the
-  parameters are unchanged);
+  ``forward`` call, in one autograd node (``driving.model.wired_weights``), and cached
+  between ``step`` calls while autograd is off and the parameters are unchanged;
 * the faithful ``WiredCfC`` computes the recurrent part of all three layers with one
   matmul against a block-diagonal matrix, then one matmul per layer for its input
-  (``driving.model.fused.wired_step``); training runs a hand-written backpropagation
-  through time (``driving.model.fused.WiredSequence``) over the very same forward operations;
+  (``driving.model.fused.wired_step``); a window runs the same operations with its scratch
+  tensors and views made once (``driving.model.fused.gated_window``), and training adds a
+  hand-written backpropagation through time (``driving.model.fused.WiredSequence``);
 * the dense ``CfC`` and the ``ncps_compatible`` ``WiredCfC`` instead keep ncps's exact
   operations (one matmul per Linear over ``[x, h]``, the literal head formulas), because
   BLAS rounding depends on matrix shapes: they equal ncps bit for bit, and are slower.
@@ -52,7 +53,14 @@ from torch import Tensor, nn
 
 from driving.model.cells import CfCCell, check_mode, head_linears, heads, per_head, xavier_init
 from driving.model.cores import CoreError, StateReadoutCore
-from driving.model.fused import WiredSequence, gated_layer_heads, pure_layer_heads, wired_step
+from driving.model.fused import (
+    WiredSequence,
+    gated_layer_heads,
+    gated_window,
+    pure_layer_heads,
+    wired_step,
+)
+from driving.model.wired_weights import fuse_wired_weights
 from driving.model.wiring import NCP
 
 __all__ = ["CfC", "WiredCfC"]
@@ -163,22 +171,20 @@ class _WiredLayer(nn.Module):
         self.register_buffer("ff_mask", torch.as_tensor(ff_mask, dtype=torch.float32))
         self.register_buffer("time_mask", torch.as_tensor(time_mask, dtype=torch.float32))
 
+    @property
+    def head_names(self) -> list[str]:
+        """The heads' Linear names: ff1, ff2, time_a, time_b (pure mode: ff1)."""
+        return ["ff1"] if self.mode == "pure" else ["ff1", "ff2", "time_a", "time_b"]
+
+    def head_mask(self, name: str) -> Tensor:
+        """The 0/1 mask (n, in + n) of head ``name``."""
+        return self.time_mask if name.startswith("time") else self.ff_mask
+
     def effective_heads(self) -> list[tuple[Tensor, Tensor]]:
         """Masked heads one by one: [(weight (in + n, n) transposed, bias (n,)), ...]."""
-        names = ["ff1"] if self.mode == "pure" else ["ff1", "ff2", "time_a", "time_b"]
-        out = []
-        for name in names:
-            lin = getattr(self, name)
-            mask = self.time_mask if name.startswith("time") else self.ff_mask
-            out.append(((lin.weight * mask).t(), lin.bias))
-        return out
-
-    def effective(self) -> tuple[Tensor, Tensor]:
-        """Masked heads fused: weight (in + n, kn) transposed for ``addmm``, bias (kn,)."""
-        parts = self.effective_heads()
-        if len(parts) == 1:
-            return parts[0]
-        return torch.cat([w for w, _ in parts], dim=1), torch.cat([b for _, b in parts])
+        heads = [getattr(self, name) for name in self.head_names]
+        masks = [self.head_mask(name) for name in self.head_names]
+        return [((lin.weight * m).t(), lin.bias) for lin, m in zip(heads, masks, strict=True)]
 
 
 class _WiredWeights(NamedTuple):
@@ -253,14 +259,16 @@ class WiredCfC(StateReadoutCore):
         pure = [(layer.w_tau, layer.A) if self.mode == "pure" else None for layer in self.layers]
         if self.ncps_compatible:
             return _WiredWeights([], None, None, pure, [m.effective_heads() for m in self.layers])
-        w_in, rec, bias = [], [], []
+        layout, masks, weights, biases = [], [], [], []
         for layer in self.layers:
-            w, b = layer.effective()  # (in + n, kn), (kn,)
-            w_in.append(w[: layer.n_in].contiguous())  # (in, kn)
-            rec.append(w[layer.n_in :])  # (n, kn)
-            bias.append(b)
-        # (N, kN): the previous state of each layer feeds only its own layer's columns.
-        return _WiredWeights(w_in, torch.block_diag(*rec), torch.cat(bias), pure, [])
+            names = layer.head_names
+            layout.append((int(layer.n_in), int(layer.n), len(names)))
+            masks.append(torch.cat([layer.head_mask(name) for name in names]))  # (k n, in + n)
+            weights += [getattr(layer, name).weight for name in names]
+            biases += [getattr(layer, name).bias for name in names]
+        # rec (N, kN): the previous state of each layer feeds only its own layer's columns.
+        w_in, rec, bias = fuse_wired_weights(layout, masks, weights, biases)
+        return _WiredWeights(w_in, rec, bias, pure, [])
 
     def _update(self, x: Tensor, ts: Tensor, h: Tensor, w: _WiredWeights) -> Tensor:
         """One step: x (B, S), ts (B, 1), h (B, N) -> new h (B, N)."""
@@ -287,14 +295,13 @@ class WiredCfC(StateReadoutCore):
     def _sequence(
         self, x: Tensor, ts: Tensor, h: Tensor, w: _WiredWeights
     ) -> tuple[Tensor, Tensor]:
-        if (
-            torch.is_grad_enabled()
-            and not self.ncps_compatible
-            and self.mode != "pure"
-            and not ts.requires_grad
-        ):  # training: the same forward operations, hand-written backward through time
-            gated = self.mode == "default"
-            s = WiredSequence.apply(x, ts, h, w.rec, w.bias, self._sizes, gated, *w.w_in)
+        grad = torch.is_grad_enabled()
+        if not self.ncps_compatible and self.mode != "pure" and not (grad and ts.requires_grad):
+            gated = self.mode == "default"  # the fused window: the same values as _update
+            if grad:  # training: hand-written backward through time
+                s = WiredSequence.apply(x, ts, h, w.rec, w.bias, gated, *w.w_in)
+            else:
+                s = torch.stack(gated_window(x, ts, h, w.w_in, w.rec, w.bias, gated), dim=1)
             return self._readout(s), s
         return super()._sequence(x, ts, h, w)
 
@@ -304,8 +311,7 @@ class WiredCfC(StateReadoutCore):
         for layer in self.layers:
             for name, p in layer.named_parameters():
                 if name.endswith("weight"):
-                    mask = layer.time_mask if name.startswith("time") else layer.ff_mask
-                    total += int(mask.sum())
+                    total += int(layer.head_mask(name).sum())
                 else:
                     total += p.numel()
         return total

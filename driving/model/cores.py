@@ -118,7 +118,7 @@ class WeightCache:
 
     def __init__(self) -> None:
         self.tensors: list[Tensor] | None = None
-        self.key: tuple[int, ...] | None = None
+        self.key: list[int] | None = None
         self.value: Any = None
 
     def clear(self) -> None:
@@ -131,7 +131,7 @@ class WeightCache:
             return build()
         if self.tensors is None:
             self.tensors = [*module.parameters(), *module.buffers()]
-        key = tuple(t._version for t in self.tensors)
+        key = [t._version for t in self.tensors]
         if key != self.key:
             self.value, self.key = build(), key
         return self.value
