@@ -34,38 +34,32 @@ GOLDEN = Path(__file__).parent / "data" / "frame_hashes.json"
 CHUNK = 25
 """Frames per stored digest."""
 
+
+def _case(town: str, weather: str, seed: int, **options) -> dict:
+    return dict(town=town, weather=weather, seed=seed, **options)
+
+
+def _jitter(pitch_std_deg: float, yaw_std_deg: float, height_std_m: float) -> dict:
+    return dict(pitch_std_deg=pitch_std_deg, yaw_std_deg=yaw_std_deg, height_std_m=height_std_m)
+
+
 CASES: dict[str, dict] = {
-    "countryside-clear_noon-0": dict(town="countryside", weather="clear_noon", seed=0),
-    "suburb-sunset-3": dict(town="suburb", weather="sunset", seed=3),
-    "highway-wet_road-1": dict(town="highway", weather="wet_road", seed=1),
-    "highway-overcast-2-400x156": dict(
-        town="highway",
-        weather="overcast",
-        seed=2,
-        camera=spec.CameraSpec(width_px=400, height_px=156),
+    "countryside-clear_noon-0": _case("countryside", "clear_noon", 0),
+    "suburb-sunset-3": _case("suburb", "sunset", 3),
+    "highway-wet_road-1": _case("highway", "wet_road", 1),
+    "highway-overcast-2-400x156": _case(
+        "highway", "overcast", 2, camera=spec.CameraSpec(width_px=400, height_px=156)
     ),
-    "mountain_pass-night-2": dict(town="mountain_pass", weather="night", seed=2),
-    "desert-fog-4": dict(town="desert", weather="fog", seed=4),
-    "snow-heavy_rain-5": dict(town="snow", weather="heavy_rain", seed=5),
-    "suburb-clear_noon-7-noise-jitter": dict(
-        town="suburb",
-        weather="clear_noon",
-        seed=7,
-        image_noise_std=0.03,
-        camera_jitter={"pitch_std_deg": 1.0, "yaw_std_deg": 1.5, "height_std_m": 0.05},
+    "mountain_pass-night-2": _case("mountain_pass", "night", 2),
+    "desert-fog-4": _case("desert", "fog", 4),
+    "snow-heavy_rain-5": _case("snow", "heavy_rain", 5),
+    "suburb-clear_noon-7-noise-jitter": _case(
+        "suburb", "clear_noon", 7, image_noise_std=0.03, camera_jitter=_jitter(1.0, 1.5, 0.05)
     ),
-    "countryside-overcast-6-ss1": dict(
-        town="countryside", weather="overcast", seed=6, supersample=1
-    ),
-    "mountain_pass-clear_noon-8-ss3": dict(
-        town="mountain_pass", weather="clear_noon", seed=8, supersample=3
-    ),
-    "snow-night-9-ss4-jitter": dict(
-        town="snow",
-        weather="night",
-        seed=9,
-        supersample=4,
-        camera_jitter={"pitch_std_deg": 2.0, "yaw_std_deg": 1.0, "height_std_m": 0.1},
+    "countryside-overcast-6-ss1": _case("countryside", "overcast", 6, supersample=1),
+    "mountain_pass-clear_noon-8-ss3": _case("mountain_pass", "clear_noon", 8, supersample=3),
+    "snow-night-9-ss4-jitter": _case(
+        "snow", "night", 9, supersample=4, camera_jitter=_jitter(2.0, 1.0, 0.1)
     ),
 }
 STEPS = 150
