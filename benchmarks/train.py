@@ -11,7 +11,10 @@ windows from memory -> preprocessing -> augmentation -> conv head -> core -> wei
 (speed does not depend on content). Prints one JSON object; ``train_frames_per_s`` is the
 figure to compare. The baseline measured in the same run, ``forward_frames_per_s``, is the
 same batch through the policy without gradients or augmentation; ``train_to_forward_ratio``
-is their quotient (what learning costs on top of driving). ``cpu_s_per_step`` shows how much
+is their quotient (what learning costs on top of driving). ``precision_train_frames_per_s``
+is the same step with ``--precision`` (default bf16 autocast on the conv head), timed in
+rounds interleaved with the fp32 step, and ``precision_speedup_over_fp32`` their ratio
+(medians over the rounds). ``cpu_s_per_step`` shows how much
 CPU a step used (on a shared machine wall time can be much longer than CPU time / threads);
 ``loadavg`` is the machine's load while it ran.
 """
@@ -46,10 +49,14 @@ class Args:
     """Windows per batch."""
     window_steps: int = TrainConfig.window_steps
     """Frames per window."""
-    threads: int | None = None
-    """torch CPU threads (None = torch's default)."""
+    threads: int | None = TrainConfig.threads
+    """torch CPU threads (default: the trainer's own setting; None = torch's default)."""
     augment: bool = True
     """Include the training augmentation."""
+    precision: str = "bf16"
+    """The training precision measured against the fp32 step (``TrainConfig.precision``)."""
+    rounds: int = 3
+    """Rounds; each times the fp32 step, then the ``precision`` step (interleaved)."""
 
 
 def _timed(step: Callable[[], None], steps: int) -> tuple[float, float]:
@@ -77,18 +84,26 @@ def main(args: Args) -> dict:
         "weight": torch.ones(b, t),
     }
 
-    def step() -> None:
-        loss = window_loss(policy, batch, augment)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), TrainConfig.grad_clip_norm)
-        opt.step()
+    def step(precision: str) -> Callable[[], None]:
+        def run() -> None:
+            loss = window_loss(policy, batch, augment, precision)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), TrainConfig.grad_clip_norm)
+            opt.step()
+
+        return run
 
     def forward() -> None:
         with torch.no_grad():
             policy(batch["frames"], batch["dt_s"])
 
-    wall, cpu = _timed(step, args.steps)
+    fp32, fast = [], []
+    for _ in range(args.rounds):  # interleaved, so load from other processes hits both
+        fp32.append(_timed(step("fp32"), args.steps))
+        fast.append(_timed(step(args.precision), args.steps))
+    wall, cpu = sorted(fp32)[len(fp32) // 2]
+    fast_wall, fast_cpu = sorted(fast)[len(fast) // 2]
     forward_wall, _ = _timed(forward, args.steps)
     return {
         "benchmark": "train",
@@ -100,6 +115,10 @@ def main(args: Args) -> dict:
         "threads": torch.get_num_threads(),
         "steps": args.steps,
         "train_frames_per_s": round(b * t / wall, 1),
+        "precision": args.precision,
+        "precision_train_frames_per_s": round(b * t / fast_wall, 1),
+        "precision_speedup_over_fp32": round(wall / fast_wall, 3),
+        "precision_cpu_s_per_step": round(fast_cpu, 3),
         "forward_frames_per_s": round(b * t / forward_wall, 1),
         "train_to_forward_ratio": round(forward_wall / wall, 3),
         "s_per_step": round(wall, 3),

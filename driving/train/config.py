@@ -82,6 +82,9 @@ class TrainConfig:
     """auto = cuda when available, else cpu."""
     threads: int | None = 1
     """torch CPU threads (None = torch's default, one per core)."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """Arithmetic of the conv head in training: fp32, or bf16 autocast (the weights, the
+    optimizer and the recurrent core stay fp32; validation runs in fp32)."""
     resume: bool = False
     """Continue the run in out/last exactly where it stopped."""
     resume_allow_data_change: bool = False

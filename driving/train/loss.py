@@ -48,10 +48,20 @@ def make_optimizer(policy: SteeringPolicy, cfg: TrainConfig) -> torch.optim.Adam
 
 
 def window_loss(
-    policy: SteeringPolicy, batch: dict[str, Tensor], augment: Augmenter | None = None
+    policy: SteeringPolicy,
+    batch: dict[str, Tensor],
+    augment: Augmenter | None = None,
+    precision: str = "fp32",
 ) -> Tensor:
-    """Weighted MSE of the scaled curvature over a batch of windows."""
-    pred, _ = policy(batch["frames"], batch["dt_s"], augment=augment)  # (B, T) 1/m
+    """Weighted MSE of the scaled curvature over a batch of windows.
+
+    With ``precision="bf16"`` the conv head (the policy's encode stage, about 80 % of a
+    step) runs under bf16 autocast; its features return to fp32 before the core.
+    """
+    device = batch["frames"].device.type
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        features = policy.encode(batch["frames"], augment)  # (B, T, F)
+    pred, _ = policy.decode(features.float(), batch["dt_s"])  # (B, T) 1/m
     scale = policy.config.label_scale
     return weighted_mse(pred * scale, batch["label"].to(pred) * scale, batch["weight"].to(pred))
 

@@ -253,7 +253,7 @@ def _train(cfg: TrainConfig) -> Path:
         batch = make_batch(
             train_set, batch_indices(step, len(train_set), cfg.batch_size, cfg.seed), device
         )
-        loss = window_loss(policy, batch, augment)
+        loss = window_loss(policy, batch, augment, cfg.precision)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip_norm))
