@@ -32,7 +32,6 @@ def test_reference_checkpoint_is_the_documented_model():
 
 def _drive(town: str, route_length_m: float):
     """The shipped policy drives road seed 7001 of ``town`` closed loop (intervention mode)."""
-    torch.set_num_threads(1)
     policy = load_policy(REFERENCE)
     env = sim.make_env("builtin", town=town, weather="clear_noon", route_length_m=route_length_m,
                        intervention_mode=True, target_speed_mps=10.0)  # fmt: skip

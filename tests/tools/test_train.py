@@ -9,7 +9,6 @@ import tools.record as record
 import tools.train as tool
 from driving.model.checkpoint import LAST_DIR, load_policy, read_checkpoint_config
 from driving.rollout.episode import run_episode
-from tests.driving.model.conftest import _one_thread  # noqa: F401  (autouse here too)
 
 
 def test_help_lists_the_options(capsys):

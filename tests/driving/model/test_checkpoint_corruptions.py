@@ -38,12 +38,9 @@ ROOT = Path(__file__).resolve().parents[3]
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A finished 4-step run: (dataset, run folder, a pristine copy of the run folder)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
     base = tmp_path_factory.mktemp("trained")
     data = write_tiny_dataset(base / "data")
     train(tiny_config(data, base / "run", **RUN))
-    torch.set_num_threads(n)
     return data, base / "run", shutil.copytree(base / "run", base / "pristine")
 
 
