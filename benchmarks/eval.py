@@ -8,7 +8,8 @@ Usage::
 
 The policy drives the builtin ``train-towns`` suite (one route per town, ``--route-km`` long,
 no rollouts written) in intervention mode while the expert labels every step, exactly as
-``tools/evaluate.py`` runs it; the expert reference row is not driven. Without
+``tools/evaluate.py`` runs it (``driving.evaluate.evaluation.run_jobs``); the expert
+reference row is not driven. Without
 ``--checkpoint`` the policy is an untrained cfc-ncp (``PolicyConfig()`` defaults, weights
 from ``torch.manual_seed(0)``): the speed does not depend on the weights, since the car's
 speed is held by the simulator's cruise control and departures are reset in place.
@@ -37,10 +38,11 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 import torch  # noqa: E402
 import tyro  # noqa: E402
 
-from tools.evaluate import EvalConfig, plan_jobs, run_jobs  # noqa: E402
+from driving.evaluate.evaluation import EvalConfig, plan_jobs, run_jobs  # noqa: E402
+from driving.rollout.runner import RunnerConfig  # noqa: E402
 
 
-@dataclass
+@dataclass(frozen=True)
 class BenchConfig:
     """Evaluation speed benchmark."""
 
@@ -88,7 +90,7 @@ def measure(cfg: BenchConfig, checkpoint: Path, workers: int) -> dict[str, float
         jobs = [j for j in jobs if j.checkpoint is not None]
         cpu0 = _cpu_s()
         start = time.perf_counter()
-        outputs = run_jobs(jobs, workers=workers)
+        outputs, _ = run_jobs(jobs, RunnerConfig(workers=workers, progress=False))
         wall = time.perf_counter() - start
         cpu = _cpu_s() - cpu0
     km = sum(o.result.metrics.distance_km for o in outputs)

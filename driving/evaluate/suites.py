@@ -3,9 +3,10 @@
 A suite is a list of :class:`EpisodeSpec`, each one closed-loop episode: a town, a weather, a
 route seed (in the builtin simulator the seed picks the road within the town; in CARLA the
 spawn point and turns), a route length and the control conditions (rate, frame-time jitter,
-image noise). No simulator is imported here: the town and weather names come in as a
-:class:`TownWeatherSplit` (``tools/evaluate.py`` builds the builtin one from
-``sim.builtin.towns`` / ``sim.builtin.weather``; the CARLA one is :data:`CARLA_SPLIT`).
+image noise). The town and weather names come from the simulator's split,
+``sim.split(name)`` (a ``sim.spec.TownWeatherSplit``): the builtin suites take it as an
+argument (evaluation passes ``sim.split("builtin")``), the CARLA suites use
+``sim.split("carla")``.
 
 Builtin suites (each town drives :data:`ROUTE_SEEDS` = 3 routes of 2 km by default; weathers
 rotate over the routes so that every weather of the suite is driven at least once):
@@ -25,10 +26,10 @@ CARLA suites (CARLA's own benchmark split, ``DESIGN.md``): ``carla-train`` (Town
 training weathers), ``carla-new-town`` (Town02, training weathers), ``carla-new-weather``
 (Town01, test weathers), ``carla-new-town-weather`` (Town02, test weathers).
 
-The route seeds are fixed. ``tools/record.py`` draws each recorded episode's road seed at
-random from [0, 2**31), so an evaluation road is also a training road with a probability of
-about 1e-9 per recorded episode. ``routes`` and ``route_km`` overrides give short variants
-for tests and demos.
+The route seeds are fixed. Recording (``driving.rollout.record``) draws each recorded
+episode's road seed at random from [0, 2**31), so an evaluation road is also a training road
+with a probability of about 1e-9 per recorded episode. ``routes`` and ``route_km`` overrides
+give short variants for tests and demos.
 """
 
 from __future__ import annotations
@@ -37,14 +38,16 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
+import sim
 from liquid_drive.errors import LiquidDriveError
+from sim.spec import CONTROL_RATE_HZ, TownWeatherSplit
 
 ROUTE_SEEDS: tuple[int, ...] = (7001, 7002, 7003)
 """Route seeds driven in every town (more routes continue as 7004, 7005, ...)."""
 ROUTE_LENGTH_M = 2000.0
 """Default route length, m."""
-NOMINAL_RATE_HZ = 20.0
-"""The default control rate (``sim.spec.CONTROL_RATE_HZ``)."""
+NOMINAL_RATE_HZ = CONTROL_RATE_HZ
+"""The default control rate, Hz (the contract's ``sim.spec.CONTROL_RATE_HZ``)."""
 NOISE_STDS: tuple[float, ...] = (0.05, 0.1, 0.2)
 """Image-noise standard deviations of the ``noise`` suite, on [0, 1] images."""
 RATES_HZ: tuple[float, ...] = (10.0, 20.0, 30.0)
@@ -87,39 +90,6 @@ assert (*BUILTIN_SUITES, "all", *CARLA_SUITES) == SUITES
 
 class SuiteError(LiquidDriveError, ValueError):
     """An unknown suite name or an invalid override."""
-
-
-@dataclass(frozen=True)
-class TownWeatherSplit:
-    """The town and weather names of a simulator, split into training and held-out sets."""
-
-    train_towns: tuple[str, ...]
-    """Towns whose roads the training data comes from."""
-    unseen_towns: tuple[str, ...]
-    """Held-out towns, never in training data."""
-    train_weathers: tuple[str, ...]
-    """Weathers of the training data."""
-    unseen_weathers: tuple[str, ...]
-    """Held-out weathers."""
-
-    def __post_init__(self) -> None:
-        for name in ("train_towns", "unseen_towns", "train_weathers", "unseen_weathers"):
-            value = getattr(self, name)
-            if not value or not all(isinstance(v, str) and v for v in value):
-                raise SuiteError(f"{name} must be a non-empty tuple of names, got {value!r}")
-        for a, b in (("train_towns", "unseen_towns"), ("train_weathers", "unseen_weathers")):
-            shared = set(getattr(self, a)) & set(getattr(self, b))
-            if shared:
-                raise SuiteError(f"{a} and {b} overlap: {sorted(shared)}")
-
-
-CARLA_SPLIT = TownWeatherSplit(
-    train_towns=("Town01",),
-    unseen_towns=("Town02",),
-    train_weathers=("ClearNoon", "WetNoon", "HardRainNoon", "ClearSunset"),
-    unseen_weathers=("WetSunset", "SoftRainSunset"),
-)
-"""CARLA's benchmark split (train Town01 in four weathers; test Town02 and two weathers)."""
 
 
 @dataclass(frozen=True)
@@ -218,8 +188,9 @@ def build_suite(
 
     Args:
         name: One of :data:`SUITES`.
-        split: Town and weather names of the builtin simulator (ignored by the CARLA suites,
-            which use :data:`CARLA_SPLIT`); required for the builtin suites.
+        split: Town and weather names of the builtin simulator (``sim.split("builtin")``);
+            required for the builtin suites, ignored by the CARLA suites (which use
+            ``sim.split("carla")``).
         routes: Routes per town (default ``len(ROUTE_SEEDS)`` = 3).
         route_km: Route length in km (default 2).
 
@@ -239,7 +210,7 @@ def build_suite(
     length_m = ROUTE_LENGTH_M if route_km is None else 1000.0 * route_km
 
     if name in CARLA_SUITES:
-        s = CARLA_SPLIT
+        s = sim.split("carla")
         towns = s.unseen_towns if "town" in name.removeprefix("carla-") else s.train_towns
         weathers = s.unseen_weathers if name.endswith("weather") else s.train_weathers
         return _routes(name, "clean", towns, weathers, n, length_m)

@@ -18,8 +18,8 @@ def localhost_server(fake_carla):
 
 
 def test_record_train_evaluate_through_the_carla_backend(localhost_server, tmp_path):
-    from tools.evaluate import EvalConfig, evaluate
-    from tools.record import RecordConfig, record
+    from driving.evaluate.evaluation import EvalConfig, evaluate
+    from driving.rollout.record import RecordConfig, record
 
     srv = localhost_server
     rec = RecordConfig(out=tmp_path / "data", sim="carla", host="localhost", port=srv.port,
@@ -55,7 +55,7 @@ def test_record_train_evaluate_through_the_carla_backend(localhost_server, tmp_p
         port=srv.port, routes=1, route_km=0.05, plots=False, rollouts="first",
         out=tmp_path / "eval",
     )  # fmt: skip
-    metrics = json.loads((evaluate(ev)).read_text())
+    metrics = json.loads(evaluate(ev).metrics_path.read_text())
     runs = metrics["episodes"]
     models = {r["model"] for r in runs}
     assert len(models) == 2 and "expert" in models

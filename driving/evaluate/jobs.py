@@ -1,0 +1,237 @@
+"""One evaluation episode: a model driving one episode spec, in any process.
+
+An :class:`EpisodeJob` is plain data (picklable for worker processes and Ray).
+:func:`run_job` builds the env, drives the episode (a policy steers while the expert labels
+every step; or the expert alone), scores it and writes its rollout when asked: the episode
+format with ``curvature_pred`` and every neuron's state per step (``neuron_000`` ...).
+:class:`EvalWorker` runs jobs in one process of :mod:`driving.rollout.runner`, loading each
+checkpoint once and keeping it for every episode it drives.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import sim
+from driving.data.episodes import (
+    CURVATURE_PRED,
+    INTERVENTION,
+    X_M,
+    Y_M,
+    DatasetInfo,
+    EpisodeWriter,
+    create_or_open_dataset,
+)
+from driving.evaluate.metrics import EpisodeMetrics, metrics_from_columns
+from driving.evaluate.report import EpisodeResult, TrajectoryTrace
+from driving.evaluate.suites import EpisodeSpec
+from driving.rollout.episode import run_episode
+from driving.rollout.policies import (
+    LoadedPolicy,
+    check_camera,
+    load_driving_policy,
+    neuron_step_columns,
+)
+from driving.rollout.runner import TaskContext
+
+MIN_SPEED_MPS = 2.0
+"""CARLA episodes are limited to their route length at this speed (a stalled car ends), m/s."""
+MAX_TRACE_POINTS = 2000
+"""Trajectories kept for the bird's-eye plots are thinned to about this many points."""
+
+
+@dataclass(frozen=True)
+class EpisodeJob:
+    """One model driving one episode spec; everything a worker needs (picklable)."""
+
+    model: str
+    """Model name (``expert`` or a checkpoint's name)."""
+    checkpoint: str | None
+    """Checkpoint folder, None for the expert."""
+    spec: EpisodeSpec
+    """The episode."""
+    sim: str
+    """Simulator backend."""
+    sim_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra ``sim.make_env`` arguments (CARLA host and port)."""
+    intervention_mode: bool = True
+    """Count departures and reset instead of terminating."""
+    rollout_root: str | None = None
+    """Dataset folder to write the rollout into, None for no rollout."""
+    torch_threads: int = 1
+    """torch intra-op threads."""
+
+    def make_env(self) -> Any:
+        """The env of this job's spec (the caller closes it)."""
+        # the builtin env derives its time limit from the route and speed; CARLA's is short
+        time_limit = (
+            {"max_time_s": self.spec.route_length_m / MIN_SPEED_MPS} if self.sim == "carla" else {}
+        )
+        return sim.make_env(
+            self.sim,
+            **self.sim_kwargs,
+            **self.spec.env_kwargs(),
+            intervention_mode=self.intervention_mode,
+            **time_limit,
+        )
+
+
+@dataclass(frozen=True)
+class JobOutput:
+    """What a worker sends back: the result and a thinned bird's-eye trajectory."""
+
+    result: EpisodeResult
+    trace: TrajectoryTrace
+    wall_s: float
+    """Wall-clock seconds the episode took."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (exact: floats survive a JSON round trip)."""
+        return {
+            **self.result.to_dict(),
+            "trace": {
+                "x_m": self.trace.x_m.tolist(),
+                "y_m": self.trace.y_m.tolist(),
+                "departures_xy_m": self.trace.departures_xy_m.tolist(),
+            },
+            "wall_s": self.wall_s,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> JobOutput:
+        """Inverse of :meth:`to_dict`."""
+        result = EpisodeResult.from_dict(d)
+        t = d["trace"]
+        departures = np.asarray(t["departures_xy_m"], dtype=np.float64).reshape(-1, 2)
+        trace = TrajectoryTrace(
+            result.model,
+            result.spec,
+            np.asarray(t["x_m"], dtype=np.float64),
+            np.asarray(t["y_m"], dtype=np.float64),
+            departures_xy_m=departures,
+        )
+        return cls(result, trace, float(d["wall_s"]))
+
+
+def _thin(n: int) -> np.ndarray:
+    """About MAX_TRACE_POINTS step indices of n, the first and the last included."""
+    return np.unique(np.append(np.arange(0, n, max(1, math.ceil(n / MAX_TRACE_POINTS))), n - 1))
+
+
+def _open_writer(job: EpisodeJob, env: Any, extra: dict[str, str]) -> EpisodeWriter:
+    info = DatasetInfo(
+        sim=job.sim,
+        camera=env.unwrapped.camera.to_dict(),
+        control_rate_hz=env.unwrapped.control_rate_hz,
+    )
+    create_or_open_dataset(job.rollout_root, info)
+    meta = {"model": job.model, "checkpoint": job.checkpoint, **job.spec.to_dict()}
+    return EpisodeWriter(job.rollout_root, meta, extra_columns=extra)
+
+
+def run_job(job: EpisodeJob, loaded: LoadedPolicy | None = None) -> JobOutput:
+    """Builds the env, drives one episode, scores it and writes its rollout if asked.
+
+    Args:
+        job: The episode.
+        loaded: The job's policy, already loaded (None: loaded here for a policy's job).
+
+    Raises:
+        driving.rollout.policies.CameraMismatchError: If the env's camera is not the one the
+            checkpoint was trained with.
+    """
+    import torch
+
+    torch.set_num_threads(job.torch_threads)
+    start = time.perf_counter()
+    if job.checkpoint is not None and loaded is None:
+        loaded = load_driving_policy(job.checkpoint)
+    env = job.make_env()
+    writer = None
+    try:
+        expert = sim.make_expert(env)
+        if loaded is None:
+            driver, label_driver, extra, step_columns = expert, None, {}, None
+        else:
+            check_camera(loaded, env.unwrapped.camera, warn=False)
+            driver, label_driver = loaded.policy, expert
+            extra, step_columns = neuron_step_columns(driver)
+            extra = {CURVATURE_PRED: "1/m", **extra}
+        if job.rollout_root is not None:
+            writer = _open_writer(job, env, extra)
+        with torch.inference_mode():
+            log = run_episode(
+                env,
+                driver,
+                seed=job.spec.seed,
+                writer=writer,
+                label_driver=label_driver,
+                step_columns=step_columns,
+            )
+    finally:
+        env.close()
+    metrics: EpisodeMetrics = metrics_from_columns(
+        log.columns,
+        route_length_m=log.route_length_m,
+        terminated=log.terminated,
+        distance_m=log.distance_m,
+    )
+    rollout = None
+    if log.path is not None:
+        rollout = os.path.relpath(log.path, Path(job.rollout_root).parents[3])
+    keep = _thin(log.num_steps)
+    departures = np.flatnonzero(log.columns[INTERVENTION])
+    if log.terminated:
+        departures = np.append(departures, log.num_steps - 1)
+    x, y = log.columns[X_M], log.columns[Y_M]
+    trace = TrajectoryTrace(
+        job.model,
+        job.spec,
+        x[keep],
+        y[keep],
+        departures_xy_m=np.stack([x[departures], y[departures]], axis=1),
+    )
+    result = EpisodeResult(job.model, job.spec, metrics, rollout)
+    return JobOutput(result, trace, time.perf_counter() - start)
+
+
+class EvalWorker:
+    """Runs evaluation jobs in one process; each checkpoint is loaded once and kept."""
+
+    def __init__(self, torch_threads: int = 1) -> None:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+        self.policies: dict[str, LoadedPolicy] = {}
+
+    def run(self, job: EpisodeJob, context: TaskContext | None = None) -> JobOutput:
+        """Drives one job (an evaluation episode runs to its end: the context is not polled)."""
+        loaded = None
+        if job.checkpoint is not None:
+            if job.checkpoint not in self.policies:
+                self.policies[job.checkpoint] = load_driving_policy(job.checkpoint)
+            loaded = self.policies[job.checkpoint]
+        return run_job(job, loaded)
+
+    def close(self) -> None:
+        """Drops the loaded policies."""
+        self.policies.clear()
+
+
+@dataclass(frozen=True)
+class EvalWorkerFactory:
+    """Builds an :class:`EvalWorker` in each process (picklable)."""
+
+    torch_threads: int = 1
+    """torch intra-op threads per worker."""
+
+    def __call__(self) -> EvalWorker:
+        """A new worker (called once in each process)."""
+        return EvalWorker(self.torch_threads)
