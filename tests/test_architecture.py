@@ -98,7 +98,6 @@ def test_carla_is_imported_only_inside_sim_carla():
         assert not any(n.split(".")[0] == "carla" for n in _imports(path)), f"{name} imports carla"
 
 
-@pytest.mark.xfail(strict=True, reason="architecture issue in progress: tools still import tools")
 def test_nothing_imports_tools_or_benchmarks_and_tools_do_not_import_each_other():
     for name, path in SOURCES.items():
         for imported in _imports(path):
@@ -109,7 +108,6 @@ def test_nothing_imports_tools_or_benchmarks_and_tools_do_not_import_each_other(
                 raise AssertionError(f"{name} imports the tool {imported}")
 
 
-@pytest.mark.xfail(strict=True, reason="architecture issue in progress: big modules and tools")
 def test_modules_are_small_and_tools_thin():
     long = {}
     for name, path in SOURCES.items():

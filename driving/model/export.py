@@ -128,6 +128,8 @@ class ExportConfig:
             raise ExportConfigError(
                 f"calibration_frames must be >= 1, got {self.calibration_frames}"
             )
+        if self.out.suffix != ".onnx":
+            raise ExportConfigError(f"out must end in .onnx, got {self.out}")
 
     @property
     def check_tolerance(self) -> float:
@@ -135,8 +137,6 @@ class ExportConfig:
         if self.tolerance is not None:
             return self.tolerance
         return INT8_TOLERANCE if self.precision == "int8" else FP32_TOLERANCE
-        if self.out.suffix != ".onnx":
-            raise ExportConfigError(f"out must end in .onnx, got {self.out}")
 
 
 # ---------------------------------------------------------------------------------------------
