@@ -320,6 +320,25 @@ class DrivingEnv(Protocol):
         ...
 
 
+class ConfiguredEnv:
+    """Mixin of the envs: :class:`DrivingEnv`'s camera and control rate from ``self.config``.
+
+    The config has ``camera`` and ``control_rate_hz`` fields.
+    """
+
+    config: Any
+
+    @property
+    def camera(self) -> CameraSpec:
+        """The forward camera the observations come from."""
+        return self.config.camera
+
+    @property
+    def control_rate_hz(self) -> float:
+        """Nominal control steps per simulated second, Hz."""
+        return self.config.control_rate_hz
+
+
 @dataclass(frozen=True)
 class TownWeatherSplit:
     """The town and weather names of a simulator, split into training and held-out sets."""

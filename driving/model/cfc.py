@@ -52,7 +52,7 @@ import torch
 from torch import Tensor, nn
 
 from driving.model.cells import CfCCell, check_mode, head_linears, heads, per_head, xavier_init
-from driving.model.cores import CoreError, StateReadoutCore
+from driving.model.cores import CoreError, StateReadoutCore, WiredCore
 from driving.model.fused import (
     WiredSequence,
     gated_layer_heads,
@@ -197,7 +197,7 @@ class _WiredWeights(NamedTuple):
     layer_heads: list[list[tuple[Tensor, Tensor]]]  # ncps path: per layer, head by head
 
 
-class WiredCfC(StateReadoutCore):
+class WiredCfC(WiredCore):
     """CfC on an NCP wiring: inter -> command -> motor layers, masked to the wiring.
 
     Args:
@@ -239,16 +239,6 @@ class WiredCfC(StateReadoutCore):
             layers.append(_WiredLayer(into.shape[0], n, mode, ff, time))
         self.layers = nn.ModuleList(layers)
         self._sizes = [int(s) for s in wiring.layer_sizes]
-
-    @property
-    def state_size(self) -> int:
-        """Neurons N."""
-        return self.wiring.units
-
-    @property
-    def output_size(self) -> int:
-        """Motor neurons M."""
-        return self.wiring.motor_neurons
 
     def _weights(self) -> _WiredWeights:
         """Per-call effective weights (masks applied once per call).

@@ -236,6 +236,25 @@ class StateReadoutCore(SequenceCore):
         return self._readout(s), s
 
 
+class WiredCore(StateReadoutCore):
+    """A state read-out core on an NCP wiring (``self.wiring``).
+
+    One state per neuron; the motor neurons' states are the outputs.
+    """
+
+    wiring: Any
+
+    @property
+    def state_size(self) -> int:
+        """Neurons N."""
+        return self.wiring.units
+
+    @property
+    def output_size(self) -> int:
+        """Motor neurons M."""
+        return self.wiring.motor_neurons
+
+
 # ---------------------------------------------------------------------- discrete cores
 class LSTMCore(SequenceCore):
     """LSTM; state = [h | c] (N = 2 * units), output = h (M = units); ignores elapsed.

@@ -35,7 +35,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from driving.model.cores import CoreError, StateReadoutCore
+from driving.model.cores import CoreError, WiredCore
 from driving.model.wiring import NCP
 
 __all__ = ["LTC"]
@@ -56,7 +56,7 @@ INIT_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
-class LTC(StateReadoutCore):
+class LTC(WiredCore):
     """ODE-based LTC on an NCP wiring (semi-implicit Euler, ``ode_unfolds`` per step).
 
     Args:
@@ -125,16 +125,6 @@ class LTC(StateReadoutCore):
         self.input_b = nn.Parameter(torch.zeros(s)) if input_mapping == "affine" else None
         self.output_w = nn.Parameter(torch.ones(m)) if output_mapping != "none" else None
         self.output_b = nn.Parameter(torch.zeros(m)) if output_mapping == "affine" else None
-
-    @property
-    def state_size(self) -> int:
-        """Neurons N."""
-        return self.wiring.units
-
-    @property
-    def output_size(self) -> int:
-        """Motor neurons M."""
-        return self.wiring.motor_neurons
 
     def _positive(self, p: Tensor) -> Tensor:
         return nn.functional.softplus(p) if self.implicit_param_constraints else p

@@ -184,7 +184,7 @@ def _stable_id(name: str) -> int:
     return zlib.crc32(name.encode("utf-8"))
 
 
-class BuiltinDrivingEnv(gym.Env):
+class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
     """Lane keeping from a forward camera in the builtin simulator (see the module doc)."""
 
     metadata: ClassVar[dict[str, Any]] = {
@@ -232,16 +232,6 @@ class BuiltinDrivingEnv(gym.Env):
         self._closed = False
 
     # -----------------------------------------------------------------------------------------
-    @property
-    def camera(self) -> spec.CameraSpec:
-        """The forward camera (``sim.spec.DrivingEnv``)."""
-        return self.config.camera
-
-    @property
-    def control_rate_hz(self) -> float:
-        """Nominal control steps per simulated second, Hz (``sim.spec.DrivingEnv``)."""
-        return self.config.control_rate_hz
-
     def make_expert(self) -> PurePursuitExpert:
         """The privileged expert driver for this env (a ``sim.spec.Driver``)."""
         return PurePursuitExpert(self)

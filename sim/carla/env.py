@@ -115,7 +115,7 @@ def _open_env(key: tuple[str, int]) -> CarlaDrivingEnv | None:
     return env if env is not None and not env._closed else None
 
 
-class CarlaDrivingEnv(gym.Env):
+class CarlaDrivingEnv(spec.ConfiguredEnv, gym.Env):
     """The driving contract of ``sim/spec.py`` on a CARLA server (see the module docstring).
 
     Args:
@@ -512,16 +512,6 @@ class CarlaDrivingEnv(gym.Env):
     def wheelbase_m(self) -> float:
         """The ego vehicle's wheelbase (from its wheel positions), m."""
         return self._geometry.wheelbase_m
-
-    @property
-    def camera(self) -> spec.CameraSpec:
-        """The forward camera (``sim.spec.DrivingEnv``)."""
-        return self.config.camera
-
-    @property
-    def control_rate_hz(self) -> float:
-        """Nominal control steps per simulated second, Hz (``sim.spec.DrivingEnv``)."""
-        return self.config.control_rate_hz
 
     def make_expert(self) -> spec.Driver:
         """The privileged pure-pursuit expert for this environment (a ``sim.spec.Driver``)."""
