@@ -28,6 +28,7 @@ from sim.spec import CameraSpec
 
 logger = logging.getLogger(__name__)
 
+
 class CameraMismatchError(LiquidDriveError, ValueError):
     """The env's camera is not the one the checkpoint was trained with."""
 
