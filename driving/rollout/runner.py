@@ -35,7 +35,6 @@ import itertools
 import logging
 import multiprocessing as mp
 import os
-import pickle
 import queue
 import signal
 import threading
@@ -43,6 +42,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, Protocol
 
 from tqdm import tqdm
@@ -338,8 +338,9 @@ class _PoolContext:
 
 
 def _picklable(error: BaseException) -> BaseException | None:
+    """``error`` if it survives the trip through a multiprocessing queue, else None."""
     try:
-        pickle.loads(pickle.dumps(error))
+        ForkingPickler.loads(ForkingPickler.dumps(error))  # what the results queue does
     except Exception:
         return None
     return error

@@ -193,7 +193,8 @@ class ServerSession:
                 raise
             return dict.fromkeys(ids, f"the batch failed: {err}")
         errors = {}
-        for actor_id, response in zip(ids, responses, strict=False):
+        responses = list(responses)  # may be shorter than ids: the rest had no response
+        for actor_id, response in zip(ids[: len(responses)], responses, strict=True):
             if response.has_error() and not self._gone(actor_id):
                 errors[actor_id] = str(response.error)
             else:
