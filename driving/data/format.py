@@ -76,6 +76,9 @@ COLLISION = "collision"
 # Rollout-only columns (evaluation): the learned policy's command and its neuron states.
 CURVATURE_PRED = "curvature_pred"
 NEURON_PREFIX = "neuron_"
+# Recorded with a learned driver (DAgger, driving/rollout/dagger.py): 1 = the policy's command
+# was applied this step, 0 = the expert's. A dataset without it was driven by the expert.
+POLICY_DROVE = "policy_drove"
 
 
 @dataclass(frozen=True)

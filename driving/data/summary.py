@@ -65,7 +65,7 @@ def summarize(episodes: list[Episode], label_bins: int = 41) -> dict[str, Any]:
     per: dict[str, dict[str, dict[str, float]]] = {"town": {}, "weather": {}}
     outcomes: Counter[str] = Counter()
     hours = km = 0.0
-    steps = noise = 0
+    steps = noise = policy = 0
     labels, applied = [], []
     for e in episodes:
         h = _duration_s(e.columns[F.T_S]) / 3600.0
@@ -78,6 +78,8 @@ def summarize(episodes: list[Episode], label_bins: int = 41) -> dict[str, Any]:
         outcomes[str(e.meta.get("outcome", "?"))] += 1
         hours, km, steps = hours + h, km + d, steps + len(e)
         noise += int(e.columns[F.NOISE_ACTIVE].sum())
+        if F.POLICY_DROVE in e.columns:  # recorded with --driver; without it the expert drove
+            policy += int(e.columns[F.POLICY_DROVE].sum())
         labels.append(e.columns[F.CURVATURE_EXPERT])
         applied.append(e.columns[F.CURVATURE_APPLIED])
     y = np.concatenate(labels) if labels else np.zeros(0)
@@ -90,6 +92,10 @@ def summarize(episodes: list[Episode], label_bins: int = 41) -> dict[str, Any]:
         "by_weather": per["weather"],
         "outcomes": dict(outcomes),
         "noise_share": noise / steps if steps else 0.0,
+        "driver_share": {
+            "policy": policy / steps if steps else 0.0,
+            "expert": 1.0 - policy / steps if steps else 0.0,
+        },
     }
     if y.size:
         lim = float(np.abs(y).max()) or 1e-3
@@ -169,6 +175,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  partial (unfinished) episodes: {summary['partial_episodes']}; "
         f"bad episodes: {len(summary['bad_episodes'])}",
     ]
+    share = summary.get("driver_share", {}).get("policy", 0.0)
+    if share > 0:
+        lines.append(
+            f"  the policy drove {100 * share:.0f}% of steps (DAgger), the expert the rest"
+        )
     for key in ("by_town", "by_weather"):
         lines.append(f"  {key[3:]:<14} {'episodes':>8} {'hours':>7} {'km':>7}")
         for name, row in sorted(summary[key].items()):

@@ -25,17 +25,28 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 import sim
 from driving.data import episodes as ep
+from driving.data.format import POLICY_DROVE
+from driving.rollout.dagger import (
+    DaggerError,
+    Mixing,
+    check_driver,
+    driver_meta,
+    record_driven_episode,
+)
 from driving.rollout.episode import run_episode
 from driving.rollout.runner import RunnerConfig, TaskContext, run_tasks
 from liquid_drive.errors import LiquidDriveError
 from sim.spec import CameraSpec
 from sim.wrappers import NoiseInjection
+
+if TYPE_CHECKING:
+    from driving.rollout.policies import LoadedPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +106,19 @@ class RecordConfig:
     """CARLA server port (``--sim carla``)."""
     progress: bool = True
     """Show a progress bar (only on a terminal)."""
+    driver: Path | None = None
+    """A checkpoint or training run folder whose policy drives (DAgger: the expert still labels
+    every frame, a departure is an intervention, the car recovered); None = the expert drives."""
+    beta: float = 0.0
+    """With --driver: probability in [0, 1] that the expert drives instead of the policy."""
+    beta_per: Literal["episode", "step", "event"] = "episode"
+    """With --driver: beta draws the driver per episode, per control step, or per event (the
+    expert takes over for stretches of mean length beta_event_s, beta of the steps in all)."""
+    beta_event_s: float = 1.0
+    """With --driver and beta_per event: mean length of an expert stretch, s."""
+    driver_noise: bool = False
+    """With --driver: inject the steering noise too (off: the policy's own mistakes move the
+    car off the lane centre)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
@@ -129,6 +153,17 @@ class RecordConfig:
             raise RecordError(f"control_rate_hz must be positive, got {self.control_rate_hz}")
         if not 1 <= self.jpeg_quality <= 100:
             raise RecordError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+        if self.driver is not None:
+            object.__setattr__(self, "driver", Path(self.driver))
+        try:
+            self.mixing  # noqa: B018 (checks beta and its mode)
+        except DaggerError as e:
+            raise RecordError(str(e)) from e
+
+    @property
+    def mixing(self) -> Mixing:
+        """How ``driver`` and the expert share the wheel."""
+        return Mixing(beta=self.beta, per=self.beta_per, event_s=self.beta_event_s)
 
 
 @dataclass(frozen=True)
@@ -155,6 +190,7 @@ class RecordSummary:
     sim_s: float = 0.0
     km: float = 0.0
     noise_steps: int = 0
+    policy_steps: int = 0
     by_town: dict[str, dict[str, float]] = field(default_factory=dict)
     by_weather: dict[str, dict[str, float]] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)
@@ -172,6 +208,7 @@ class RecordSummary:
         self.sim_s += result["sim_s"]
         self.km += km
         self.noise_steps += result["noise_steps"]
+        self.policy_steps += result.get("policy_steps", 0)
         for table, key in ((self.by_town, result["town"]), (self.by_weather, result["weather"])):
             row = table.setdefault(key, {"episodes": 0, "hours": 0.0, "km": 0.0})
             row["episodes"] += 1
@@ -187,7 +224,12 @@ class RecordSummary:
             f"recorded {self.episodes} episodes into {self.out}"
             + (" (stopped early)" if self.stopped else ""),
             f"  {self.steps} frames, {self.sim_s / 3600:.2f} h simulated, {self.km:.1f} km, "
-            f"noise active {100 * self.noise_steps / max(self.steps, 1):.0f}% of steps",
+            f"noise active {100 * self.noise_steps / max(self.steps, 1):.0f}% of steps"
+            + (
+                f", the policy drove {100 * self.policy_steps / max(self.steps, 1):.0f}%"
+                if self.policy_steps
+                else ""
+            ),
             f"  wall {self.wall_s:.1f} s, {fps:.0f} frames/s, "
             f"{self.sim_s / max(self.wall_s, 1e-9):.1f}x real time",
             f"  dataset now: {self.dataset_episodes} episodes, {self.dataset_bytes / 1e6:.1f} MB",
@@ -232,6 +274,8 @@ def make_env(cfg: RecordConfig, town: str, weather: str) -> Any:
     }
     if cfg.target_speed_range_mps is not None:
         kwargs["target_speed_range_mps"] = tuple(cfg.target_speed_range_mps)
+    if cfg.driver is not None:
+        kwargs["intervention_mode"] = True  # a departure: counted, the car put back on the lane
     if cfg.sim == "carla":
         kwargs |= {"host": cfg.host, "port": cfg.port}  # CARLA plans its own route length
     else:
@@ -239,7 +283,8 @@ def make_env(cfg: RecordConfig, town: str, weather: str) -> Any:
         hi = cfg.target_speed_range_mps[1] if cfg.target_speed_range_mps else 25.0
         kwargs["route_length_m"] = float(min(max(100.0, 1.1 * hi * cfg.episode_s + 50), 1e5))
     env = sim.make_env(cfg.sim, **kwargs)
-    if cfg.noise and cfg.noise_share > 0 and cfg.noise_amplitude_per_m > 0:
+    noise = cfg.noise and (cfg.driver is None or cfg.driver_noise)
+    if noise and cfg.noise_share > 0 and cfg.noise_amplitude_per_m > 0:
         try:
             env = NoiseInjection(
                 env,
@@ -283,8 +328,9 @@ def record_episode(
     env: Any,
     should_stop: Any = None,
     on_step: Any = None,
+    policy: LoadedPolicy | None = None,
 ) -> dict[str, Any]:
-    """Drives one planned episode with the expert and writes it; returns its summary."""
+    """Drives one planned episode with the expert (or ``policy``) and writes it."""
     expert = sim.make_expert(env)
     meta = {
         "sim": cfg.sim,
@@ -296,7 +342,7 @@ def record_episode(
         "target_speed_range_mps": cfg.target_speed_range_mps,
         "episode_s": cfg.episode_s,
         "noise": {
-            "enabled": cfg.noise,
+            "enabled": cfg.noise and (cfg.driver is None or cfg.driver_noise),
             "share": cfg.noise_share,
             "amplitude_per_m": cfg.noise_amplitude_per_m,
             "kind": cfg.noise_kind,
@@ -304,19 +350,25 @@ def record_episode(
         "driver": "expert",
         "record_seed": cfg.seed,
     }
-    with ep.EpisodeWriter(cfg.out, meta) as writer:
-        log = run_episode(
-            env,
-            expert,
-            seed=job.seed,
-            options={
-                "start_offset_m": job.start_offset_m,
-                "start_heading_rad": job.start_heading_rad,
-            },
-            writer=writer,
-            should_stop=should_stop,
-            on_step=on_step,
-        )
+    options = {"start_offset_m": job.start_offset_m, "start_heading_rad": job.start_heading_rad}
+    if policy is not None:  # DAgger: driving/rollout/dagger.py
+        meta["dagger"] = driver_meta(policy, cfg.mixing, cfg.driver_noise)
+        log = record_driven_episode(
+            env, expert, policy.policy, root=cfg.out, meta=meta, mixing=cfg.mixing,
+            mixing_seed=(cfg.seed, job.seed), seed=job.seed, options=options,
+            should_stop=should_stop, on_step=on_step,
+        )  # fmt: skip
+    else:
+        with ep.EpisodeWriter(cfg.out, meta) as writer:
+            log = run_episode(
+                env,
+                expert,
+                seed=job.seed,
+                options=options,
+                writer=writer,
+                should_stop=should_stop,
+                on_step=on_step,
+            )
     t = log.columns[ep.T_S]
     return {
         "path": str(log.path),
@@ -327,6 +379,7 @@ def record_episode(
         "town": job.town,
         "weather": job.weather,
         "outcome": log.outcome,
+        "policy_steps": int(log.columns[POLICY_DROVE].sum()) if policy is not None else 0,
     }
 
 
@@ -360,6 +413,7 @@ class RecordWorker:
 
     def __init__(self, cfg: RecordConfig) -> None:
         self.cfg, self.envs = cfg, _EnvCache(cfg)
+        self.policy: LoadedPolicy | None = None  # --driver: loaded once per process
 
     def run(self, job: RecordJob, context: TaskContext) -> dict[str, Any]:
         """Records one episode; reports ``(frames, metres)`` every few steps and at the end."""
@@ -371,7 +425,11 @@ class RecordWorker:
                 sent[:] = [k, progress_m]
 
         env = self.envs.get(job.town, job.weather)
-        result = record_episode(self.cfg, job, env, context.should_stop, on_step)
+        if self.cfg.driver is not None and self.policy is None:
+            from driving.rollout.policies import load_driving_policy  # torch: only for --driver
+
+            self.policy = load_driving_policy(self.cfg.driver)
+        result = record_episode(self.cfg, job, env, context.should_stop, on_step, self.policy)
         context.report((result["num_steps"] - sent[0], result["distance_m"] - sent[1]))
         return result
 
@@ -438,7 +496,15 @@ def record(cfg: RecordConfig) -> RecordSummary:
         driving.rollout.runner.RunnerError: If recording an episode failed (with the
             worker's traceback).
     """
-    ep.create_or_open_dataset(cfg.out, dataset_info(cfg))
+    info = dataset_info(cfg)
+    if cfg.driver is not None:
+        try:
+            check_driver(
+                cfg.driver, CameraSpec.from_dict(info.camera), info.control_rate_hz, cfg.out
+            )
+        except DaggerError as e:
+            raise RecordError(str(e)) from e
+    ep.create_or_open_dataset(cfg.out, info)
     jobs = plan(cfg, ep.next_episode_index(cfg.out))
     target_steps = (
         cfg.episodes * cfg.episode_s * cfg.control_rate_hz
