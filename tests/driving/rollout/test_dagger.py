@@ -175,14 +175,14 @@ def test_camera_or_rate_mismatch_is_refused_before_anything_is_written(tmp_path,
     with pytest.raises(RecordError, match=r"camera .*'width_px': 100.* camera .*'width_px': 200"):
         record(RecordConfig(out=out, episodes=1, episode_s=1.0, driver=small, **SMALL))
     assert not out.exists()
-    with pytest.raises(RecordError, match="10.0 Hz"):
+    with pytest.raises(RecordError, match=r"10\.0 Hz"):
         record(
             RecordConfig(
                 out=out, episodes=1, episode_s=1.0, driver=curving, control_rate_hz=10.0, **SMALL
             )
         )
     assert not out.exists()
-    with pytest.raises(RecordError, match="config.json"):
+    with pytest.raises(RecordError, match=r"config\.json"):
         record(RecordConfig(out=out, episodes=1, driver=tmp_path / "nothing", **SMALL))
     assert not out.exists()
 
