@@ -262,6 +262,20 @@ def check_driver(
     return loaded
 
 
+def load_driver(driver: Path) -> LoadedPolicy:
+    """Loads the driving policy in a recording process, with one torch thread.
+
+    One intra-op thread, as evaluation workers use: a single frame's inference gains nothing
+    from more, and on a loaded machine several threads ran the recording three times slower.
+    """
+    import torch
+
+    from driving.rollout.policies import load_driving_policy
+
+    torch.set_num_threads(1)
+    return load_driving_policy(driver)
+
+
 def driver_meta(loaded: LoadedPolicy, mixing: Mixing, noise: bool) -> dict[str, Any]:
     """The ``dagger`` entry of ``episode.json``."""
     return {

@@ -37,6 +37,7 @@ from driving.rollout.dagger import (
     Mixing,
     check_driver,
     driver_meta,
+    load_driver,
     record_driven_episode,
 )
 from driving.rollout.episode import run_episode
@@ -426,9 +427,7 @@ class RecordWorker:
 
         env = self.envs.get(job.town, job.weather)
         if self.cfg.driver is not None and self.policy is None:
-            from driving.rollout.policies import load_driving_policy  # torch: only for --driver
-
-            self.policy = load_driving_policy(self.cfg.driver)
+            self.policy = load_driver(self.cfg.driver)  # torch: imported only for --driver
         result = record_episode(self.cfg, job, env, context.should_stop, on_step, self.policy)
         context.report((result["num_steps"] - sent[0], result["distance_m"] - sent[1]))
         return result
