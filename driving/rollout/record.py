@@ -32,6 +32,7 @@ import numpy as np
 import sim
 from driving.data import episodes as ep
 from driving.rollout.episode import run_episode
+from driving.rollout.randomize import randomize_option, randomize_problem
 from driving.rollout.runner import RunnerConfig, TaskContext, run_tasks
 from liquid_drive.errors import LiquidDriveError
 from sim.spec import CameraSpec
@@ -95,6 +96,16 @@ class RecordConfig:
     """CARLA server port (``--sim carla``)."""
     progress: bool = True
     """Show a progress bar (only on a terminal)."""
+    randomize: bool = False
+    """Domain randomisation (builtin only): per episode, redraw the training world's factors
+    (appearance, weather and light, road geometry, camera mount); recorded in episode.json."""
+    randomize_groups: tuple[Literal["appearance", "weather", "geometry", "camera"], ...] = (
+        "appearance",
+        "weather",
+        "geometry",
+        "camera",
+    )
+    """Factor groups redrawn with ``randomize``."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
@@ -129,6 +140,11 @@ class RecordConfig:
             raise RecordError(f"control_rate_hz must be positive, got {self.control_rate_hz}")
         if not 1 <= self.jpeg_quality <= 100:
             raise RecordError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+        problem = randomize_problem(
+            self.sim, self.randomize, self.randomize_groups, self.towns, self.weathers
+        )
+        if problem is not None:
+            raise RecordError(problem)
 
 
 @dataclass(frozen=True)
@@ -232,6 +248,8 @@ def make_env(cfg: RecordConfig, town: str, weather: str) -> Any:
     }
     if cfg.target_speed_range_mps is not None:
         kwargs["target_speed_range_mps"] = tuple(cfg.target_speed_range_mps)
+    if cfg.randomize:
+        kwargs["randomize"] = randomize_option(cfg.randomize_groups)
     if cfg.sim == "carla":
         kwargs |= {"host": cfg.host, "port": cfg.port}  # CARLA plans its own route length
     else:
@@ -304,6 +322,8 @@ def record_episode(
         "driver": "expert",
         "record_seed": cfg.seed,
     }
+    if cfg.randomize:
+        meta["randomize_groups"] = list(cfg.randomize_groups)
     with ep.EpisodeWriter(cfg.out, meta) as writer:
         log = run_episode(
             env,
