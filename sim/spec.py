@@ -120,7 +120,7 @@ ALL_INFO_KEYS: tuple[str, ...] = (
 )
 """Every key the info dict carries on every step (reset and step) of every simulator."""
 
-INFO_WORLD_FACTORS = "world_factors"
+RESET_INFO_WORLD_FACTORS = "world_factors"
 """Reset info only, and only from a simulator asked to randomise its world (builtin
 ``randomize``): the drawn appearance, weather, geometry and camera factors of the episode, a
 plain-JSON dict. Not in :data:`ALL_INFO_KEYS`."""

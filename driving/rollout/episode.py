@@ -175,7 +175,7 @@ def run_episode(
         raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
     obs, info = env.reset(seed=seed, options=dict(options) if options else None)
     target_speed = info.get(spec.INFO_TARGET_SPEED_MPS)
-    world_factors = info.get(spec.INFO_WORLD_FACTORS)
+    world_factors = info.get(spec.RESET_INFO_WORLD_FACTORS)
     state = driver.reset()
     label_state = label_driver.reset() if label_driver is not None else None
     rows: list[dict[str, float]] = []

@@ -3,7 +3,7 @@
 ``tools/record.py --randomize`` asks the builtin simulator to redraw, per episode, the
 factors its training towns and weathers are made of (``sim.make_env(...,
 randomize={...})``); the drawn values come back in the reset info
-(``sim.spec.INFO_WORLD_FACTORS``) and go into each ``episode.json`` as ``world_factors``.
+(``sim.spec.RESET_INFO_WORLD_FACTORS``) and go into each ``episode.json`` as ``world_factors``.
 The ranges are the simulator's; recording only picks the groups.
 """
 

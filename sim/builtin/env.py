@@ -358,7 +358,7 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
         self._episode_over = False
         info = self._info()
         if self.world_factors is not None:
-            info[spec.INFO_WORLD_FACTORS] = self.world_factors
+            info[spec.RESET_INFO_WORLD_FACTORS] = self.world_factors
         return obs, info
 
     def step(self, action: Any):

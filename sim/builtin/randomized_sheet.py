@@ -81,7 +81,7 @@ def randomized_frame(
         town=town, weather=weather, route_length_m=drive_m + 50.0, randomize=DomainRandomization()
     )
     obs, info = env.reset(seed=seed)
-    factors = info[spec.INFO_WORLD_FACTORS]
+    factors = info[spec.RESET_INFO_WORLD_FACTORS]
     expert = env.make_expert()
     while info[spec.INFO_PROGRESS_M] < drive_m:
         action, _ = expert.act(obs, None)
