@@ -120,6 +120,11 @@ ALL_INFO_KEYS: tuple[str, ...] = (
 )
 """Every key the info dict carries on every step (reset and step) of every simulator."""
 
+RESET_INFO_WORLD_FACTORS = "world_factors"
+"""Reset info only, and only from a simulator asked to randomise its world (builtin
+``randomize``): the drawn appearance, weather, geometry and camera factors of the episode, a
+plain-JSON dict. Not in :data:`ALL_INFO_KEYS`."""
+
 # ---------------------------------------------------------------------------------------------
 # Timing
 CONTROL_RATE_HZ = 20.0
@@ -406,3 +411,40 @@ class TownWeatherSplit:
         t = part(town, self.train_towns, self.unseen_towns)
         w = part(weather, self.train_weathers, self.unseen_weathers)
         return f"{t} town, {w} weather"
+
+
+@dataclass(frozen=True)
+class CameraOffset:
+    """A shift of the camera mount from its nominal :class:`CameraSpec` pose.
+
+    The nominal spec stays the camera a checkpoint was trained with; the offset models a
+    camera mounted slightly differently (the ``camera`` evaluation suite, domain
+    randomisation). All zero = the nominal mount.
+    """
+
+    pitch_deg: float = 0.0
+    """Extra downward pitch, degrees (positive = looking further down)."""
+    yaw_deg: float = 0.0
+    """Extra yaw, degrees (positive = looking to the left)."""
+    height_m: float = 0.0
+    """Extra mount height, m (positive = higher)."""
+
+    def __post_init__(self) -> None:
+        for name, limit in (("pitch_deg", 30.0), ("yaw_deg", 30.0), ("height_m", 1.0)):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and abs(v) <= limit):
+                raise ContractError(
+                    f"camera offset {name} must be finite with |{name}| <= {limit}, got {v!r}"
+                )
+
+    def __add__(self, other: CameraOffset) -> CameraOffset:
+        """The two shifts combined (per-component sums)."""
+        return CameraOffset(
+            self.pitch_deg + other.pitch_deg,
+            self.yaw_deg + other.yaw_deg,
+            self.height_m + other.height_m,
+        )
+
+    def to_dict(self) -> dict[str, float]:
+        """Plain-JSON form."""
+        return asdict(self)

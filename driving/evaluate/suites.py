@@ -20,7 +20,23 @@ rotate over the routes so that every weather of the suite is driven at least onc
 * ``rate``: ``train-towns`` controlled at 10, 20 and 30 Hz, and at 20 Hz with each frame
   interval jittered by up to :data:`RATE_JITTER` of its nominal length (a continuous-time
   network should hold up; a discrete one may not).
-* ``all``: the five above, in that order.
+* ``camera``: the training towns and weathers with the camera mount shifted, one shift per
+  condition: pitch, yaw and height each by +-:data:`CAMERA_SHIFTS` (3 degrees, 3 degrees,
+  0.15 m), twice the largest offset domain randomisation draws (1.5 degrees, 1.5 degrees,
+  0.08 m). The checkpoint's nominal camera spec is unchanged; only the mount moves.
+* ``randomized``: the training towns and weathers with the world's factors redrawn per
+  route (``sim.builtin.randomize`` defaults, as ``tools/record.py --randomize`` records) on
+  the fixed route seeds: new combinations of factor values training can draw.
+* ``all``: the seven above, in that order.
+
+What "unseen" means once training data is randomised. ``randomized`` tests new combinations
+of factor values a randomised training set could contain. ``unseen-towns`` and
+``unseen-weathers`` drive the held-out presets, which never appear in training data: with
+randomisation some of their factor values fall inside the training ranges (tight bends,
+missing edge lines, a grey sky), while others stay outside every range training can draw
+(rocky, sandy and snowy ground, pines, cacti and rocks, faded paint, high or snow-capped
+skylines; night darkness with headlights, dense fog, heavy rain): those suites test factor
+values never seen. ``camera`` tests camera poses never seen (beyond the jitter range).
 
 CARLA suites (CARLA's own benchmark split, ``DESIGN.md``): ``carla-train`` (Town01,
 training weathers), ``carla-new-town`` (Town02, training weathers), ``carla-new-weather``
@@ -40,7 +56,7 @@ from typing import Any, Literal, get_args
 
 import sim
 from liquid_drive.errors import LiquidDriveError
-from sim.spec import CONTROL_RATE_HZ, TownWeatherSplit
+from sim.spec import CONTROL_RATE_HZ, CameraOffset, TownWeatherSplit
 
 ROUTE_SEEDS: tuple[int, ...] = (7001, 7002, 7003)
 """Route seeds driven in every town (more routes continue as 7004, 7005, ...)."""
@@ -54,6 +70,15 @@ RATES_HZ: tuple[float, ...] = (10.0, 20.0, 30.0)
 """Control rates of the ``rate`` suite, Hz."""
 RATE_JITTER = 0.5
 """Frame-time jitter of the ``rate`` suite's jittered condition, a fraction of the interval."""
+CAMERA_SHIFTS: tuple[tuple[str, float], ...] = (
+    ("pitch", 3.0),
+    ("pitch", -3.0),
+    ("yaw", 3.0),
+    ("yaw", -3.0),
+    ("height", 0.15),
+    ("height", -0.15),
+)
+"""Camera-mount shifts of the ``camera`` suite: pitch and yaw in degrees, height in m."""
 
 BUILTIN_SUITES: tuple[str, ...] = (
     "train-towns",
@@ -61,6 +86,8 @@ BUILTIN_SUITES: tuple[str, ...] = (
     "unseen-weathers",
     "noise",
     "rate",
+    "camera",
+    "randomized",
 )
 """The builtin suites making up ``all``, in report order."""
 CARLA_SUITES: tuple[str, ...] = (
@@ -76,6 +103,8 @@ SuiteName = Literal[
     "unseen-weathers",
     "noise",
     "rate",
+    "camera",
+    "randomized",
     "all",
     "carla-train",
     "carla-new-town",
@@ -117,6 +146,14 @@ class EpisodeSpec:
     """Random variation of each frame interval, a fraction of the nominal interval."""
     image_noise_std: float = 0.0
     """Std of Gaussian noise added to the [0, 1] camera image."""
+    camera_pitch_deg: float = 0.0
+    """Shift of the camera mount's downward pitch, degrees."""
+    camera_yaw_deg: float = 0.0
+    """Shift of the camera mount's yaw (positive = left), degrees."""
+    camera_height_m: float = 0.0
+    """Shift of the camera mount's height, m."""
+    randomize: bool = False
+    """Redraw the world's factors (builtin domain randomisation, default ranges)."""
 
     def __post_init__(self) -> None:
         if not self.route_length_m > 0:
@@ -141,11 +178,33 @@ class EpisodeSpec:
             kwargs["frame_time_jitter"] = self.frame_time_jitter
         if self.image_noise_std > 0:
             kwargs["image_noise_std"] = self.image_noise_std
+        shift = (self.camera_pitch_deg, self.camera_yaw_deg, self.camera_height_m)
+        if any(shift):
+            kwargs["camera_offset"] = CameraOffset(*shift)
+        if self.randomize:
+            kwargs["randomize"] = True
         return kwargs
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form."""
-        return asdict(self)
+        """Plain-JSON form.
+
+        The camera and randomisation fields are left out at their defaults, so the
+        fingerprints of runs of the other suites stay as they were.
+        """
+        d = asdict(self)
+        for name in _OPTIONAL_FIELDS:
+            if d[name] == _DEFAULTS[name]:
+                del d[name]
+        return d
+
+
+_OPTIONAL_FIELDS = ("camera_pitch_deg", "camera_yaw_deg", "camera_height_m", "randomize")
+_DEFAULTS: dict[str, Any] = {
+    "camera_pitch_deg": 0.0,
+    "camera_yaw_deg": 0.0,
+    "camera_height_m": 0.0,
+    "randomize": False,
+}
 
 
 def _routes(
@@ -175,6 +234,16 @@ def _routes(
                 )
             )
     return specs
+
+
+def _camera_label(what: str, shift: float) -> str:
+    """``"pitch down 3 deg"``, ``"yaw right 3 deg"``, ``"height up 0.15 m"`` (distinct slugs)."""
+    words = {"pitch": ("down", "up"), "yaw": ("left", "right"), "height": ("up", "down")}
+    unit = "m" if what == "height" else "deg"
+    return f"{what} {words[what][shift < 0]} {abs(shift):g} {unit}"
+
+
+_CAMERA_FIELDS = {"pitch": "camera_pitch_deg", "yaw": "camera_yaw_deg", "height": "camera_height_m"}
 
 
 def build_suite(
@@ -244,6 +313,24 @@ def build_suite(
                 image_noise_std=std,
             )
         ]
+    if name == "camera":
+        return [
+            spec
+            for what, shift in CAMERA_SHIFTS
+            for spec in _routes(
+                name,
+                _camera_label(what, shift),
+                s.train_towns,
+                s.train_weathers,
+                n,
+                length_m,
+                **{_CAMERA_FIELDS[what]: shift},
+            )
+        ]
+    if name == "randomized":
+        return _routes(
+            name, "randomized", s.train_towns, s.train_weathers, n, length_m, randomize=True
+        )
     # rate
     conditions = [(f"{hz:g} Hz", hz, 0.0) for hz in RATES_HZ]
     conditions.append(

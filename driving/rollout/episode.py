@@ -88,6 +88,8 @@ class EpisodeLog:
     """Cruise speed of the episode, m/s, when the env reports it (info ``target_speed_mps``)."""
     path: Path | None = None
     """The finished episode folder when a writer was given."""
+    world_factors: dict[str, Any] | None = None
+    """The randomised world's drawn factors (reset info ``world_factors``), None when off."""
 
     def summary(self) -> dict[str, Any]:
         """Plain-JSON summary (everything except the columns and path)."""
@@ -106,7 +108,7 @@ class EpisodeLog:
             "weather": self.weather,
             "seed": self.seed,
             "target_speed_mps": self.target_speed_mps,
-        }
+        } | ({"world_factors": self.world_factors} if self.world_factors is not None else {})
 
 
 def _scalar(value: Any, what: str) -> float:
@@ -173,6 +175,7 @@ def run_episode(
         raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
     obs, info = env.reset(seed=seed, options=dict(options) if options else None)
     target_speed = info.get(spec.INFO_TARGET_SPEED_MPS)
+    world_factors = info.get(spec.RESET_INFO_WORLD_FACTORS)
     state = driver.reset()
     label_state = label_driver.reset() if label_driver is not None else None
     rows: list[dict[str, float]] = []
@@ -258,6 +261,7 @@ def run_episode(
         weather=str(_info(info, spec.INFO_WEATHER)),
         seed=int(seed),
         target_speed_mps=None if target_speed is None else float(target_speed),
+        world_factors=world_factors,
     )
     if writer is not None:
         log.path = writer.finish(log.summary())

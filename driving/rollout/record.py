@@ -41,6 +41,7 @@ from driving.rollout.dagger import (
     record_driven_episode,
 )
 from driving.rollout.episode import run_episode
+from driving.rollout.randomize import randomize_option, randomize_problem
 from driving.rollout.runner import RunnerConfig, TaskContext, run_tasks
 from liquid_drive.errors import LiquidDriveError
 from sim.spec import CameraSpec
@@ -120,6 +121,16 @@ class RecordConfig:
     driver_noise: bool = False
     """With --driver: inject the steering noise too (off: the policy's own mistakes move the
     car off the lane centre)."""
+    randomize: bool = False
+    """Domain randomisation (builtin only): per episode, redraw the training world's factors
+    (appearance, weather and light, road geometry, camera mount); recorded in episode.json."""
+    randomize_groups: tuple[Literal["appearance", "weather", "geometry", "camera"], ...] = (
+        "appearance",
+        "weather",
+        "geometry",
+        "camera",
+    )
+    """Factor groups redrawn with ``randomize``."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
@@ -154,6 +165,11 @@ class RecordConfig:
             raise RecordError(f"control_rate_hz must be positive, got {self.control_rate_hz}")
         if not 1 <= self.jpeg_quality <= 100:
             raise RecordError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+        problem = randomize_problem(
+            self.sim, self.randomize, self.randomize_groups, self.towns, self.weathers
+        )
+        if problem is not None:
+            raise RecordError(problem)
         if self.driver is not None:
             object.__setattr__(self, "driver", Path(self.driver))
         try:
@@ -277,6 +293,8 @@ def make_env(cfg: RecordConfig, town: str, weather: str) -> Any:
         kwargs["target_speed_range_mps"] = tuple(cfg.target_speed_range_mps)
     if cfg.driver is not None:
         kwargs["intervention_mode"] = True  # a departure: counted, the car put back on the lane
+    if cfg.randomize:
+        kwargs["randomize"] = randomize_option(cfg.randomize_groups)
     if cfg.sim == "carla":
         kwargs |= {"host": cfg.host, "port": cfg.port}  # CARLA plans its own route length
     else:
@@ -351,6 +369,8 @@ def record_episode(
         "driver": "expert",
         "record_seed": cfg.seed,
     }
+    if cfg.randomize:
+        meta["randomize_groups"] = list(cfg.randomize_groups)
     options = {"start_offset_m": job.start_offset_m, "start_heading_rad": job.start_heading_rad}
     if policy is not None:  # DAgger: driving/rollout/dagger.py
         meta["dagger"] = driver_meta(policy, cfg.mixing, cfg.driver_noise)

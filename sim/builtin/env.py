@@ -58,6 +58,12 @@ import numpy as np
 from sim import spec
 from sim.builtin.camera import CameraModel
 from sim.builtin.expert import PurePursuitExpert
+from sim.builtin.randomize import (
+    DomainRandomization,
+    as_randomization,
+    car_limit_radius_m,
+    draw_world,
+)
 from sim.builtin.render import VIEW_DISTANCE_M, Renderer
 from sim.builtin.roads import Road, generate_road
 from sim.builtin.texture import GroundTexture
@@ -129,6 +135,12 @@ class BuiltinEnvConfig:
     """Resolution of the top-down world texture, m per pixel."""
     vehicle: VehicleParams = field(default_factory=VehicleParams)
     """Constants of the car."""
+    camera_offset: spec.CameraOffset = field(default_factory=spec.CameraOffset)
+    """Fixed shift of the camera mount from ``camera`` (the camera suite); ``camera`` stays the
+    nominal camera."""
+    randomize: DomainRandomization | None = None
+    """Redraw the world's factors at every reset from this training town and weather
+    (``sim.builtin.randomize``; a mapping of its fields or True is accepted); None = off."""
 
     def __post_init__(self) -> None:
         get_town(self.town)
@@ -173,6 +185,18 @@ class BuiltinEnvConfig:
             raise EnvConfigError(f"supersample must be 1, 2, 3 or 4, got {self.supersample}")
         if not 0.03 <= self.texture_res_m <= 0.5:
             raise EnvConfigError(f"texture_res_m must be in [0.03, 0.5], got {self.texture_res_m}")
+        if not isinstance(self.camera_offset, spec.CameraOffset):
+            raise EnvConfigError(
+                f"camera_offset must be a sim.spec.CameraOffset, got {self.camera_offset!r}"
+            )
+        object.__setattr__(self, "randomize", as_randomization(self.randomize))
+        if self.randomize is not None:
+            draw_world(self.randomize, self.town, self.weather, 0)  # refuses held-out presets
+            limit = car_limit_radius_m(self.vehicle, self.randomize.lane_width_m[1])
+            if self.randomize.min_bend_radius_m[0] < limit:
+                raise EnvConfigError(
+                    f"randomize.min_bend_radius_m starts below this car's limit of {limit:.2f} m"
+                )
 
     @property
     def dt_s(self) -> float:
@@ -225,6 +249,7 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
         self.road_index = 0
         self.road_seed = 0
         self.lane_offset_m = 0.0
+        self.world_factors: dict[str, Any] | None = None
         self._renderer: Renderer | None = None
         self._road_cache: tuple | None = None
         self._last_image: np.ndarray | None = None
@@ -264,6 +289,12 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
         cfg = self.config
         rng = self.np_random
         self.road_seed = int(seed) if seed is not None else int(rng.integers(0, 2**31 - 1))
+        offset = cfg.camera_offset
+        self.world_factors = None
+        if cfg.randomize is not None:
+            drawn = draw_world(cfg.randomize, cfg.town, cfg.weather, self.road_seed)
+            self.town, self.weather = drawn.town, drawn.weather
+            offset, self.world_factors = offset + drawn.camera_offset, drawn.factors
         road, props = self._world(self.road_seed)
         self.road, self.props = road, props
         self.lane_offset_m = -0.5 * road.lane_width_m
@@ -276,7 +307,13 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
         pitch = math.radians(jit.pitch_std_deg) * float(rng.standard_normal())
         yaw = math.radians(jit.yaw_std_deg) * float(rng.standard_normal())
         height = jit.height_std_m * float(rng.standard_normal())
-        camera = CameraModel(cfg.camera, 1, pitch, yaw, height)
+        camera = CameraModel(
+            cfg.camera,
+            1,
+            pitch + math.radians(offset.pitch_deg),
+            yaw + math.radians(offset.yaw_deg),
+            height + offset.height_m,
+        )
         texture = GroundTexture(
             road, self.town, self.weather, props, self.road_seed, res_m=cfg.texture_res_m
         )
@@ -319,7 +356,10 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
         self._s_prev = self._s
         obs = self._observe()
         self._episode_over = False
-        return obs, self._info()
+        info = self._info()
+        if self.world_factors is not None:
+            info[spec.RESET_INFO_WORLD_FACTORS] = self.world_factors
+        return obs, info
 
     def step(self, action: Any):
         """Applies a curvature command for one control period (see the module doc)."""
