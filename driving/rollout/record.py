@@ -139,22 +139,6 @@ class RecordConfig:
             raise RecordError(f"control_rate_hz must be positive, got {self.control_rate_hz}")
         if not 1 <= self.jpeg_quality <= 100:
             raise RecordError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
-        self._check_timing()
-
-    def _check_timing(self) -> None:
-        """Refuses control rates outside the simulator's range and a bad jitter."""
-        lo_hz, hi_hz = CONTROL_RATE_RANGE_HZ[self.sim]
-        allowed = f"sim {self.sim} accepts [{lo_hz:g}, {hi_hz:g}] Hz"
-        if not lo_hz <= self.control_rate_hz <= hi_hz:
-            raise RecordError(f"control_rate_hz {self.control_rate_hz} is out of range: {allowed}")
-        if self.control_rate_range_hz is not None:
-            lo, hi = self.control_rate_range_hz
-            if not (math.isfinite(lo) and math.isfinite(hi) and lo_hz <= lo <= hi <= hi_hz):
-                raise RecordError(
-                    f"control_rate_range_hz {(lo, hi)} must be (lo, hi) with lo <= hi; {allowed}"
-                )
-        if not (math.isfinite(self.frame_time_jitter) and 0.0 <= self.frame_time_jitter < 1.0):
-            raise RecordError(f"frame_time_jitter must be in [0, 1), got {self.frame_time_jitter}")
 
     @property
     def varies_time(self) -> bool:
@@ -239,6 +223,26 @@ class RecordSummary:
 
 # ---------------------------------------------------------------------------------------------
 # The simulator side
+
+
+def check_timing(cfg: RecordConfig) -> None:
+    """Refuses control rates outside the simulator's range and a bad frame-time jitter.
+
+    Raises:
+        RecordError: Naming the bad value and the simulator's range.
+    """
+    lo_hz, hi_hz = CONTROL_RATE_RANGE_HZ[cfg.sim]
+    allowed = f"sim {cfg.sim} accepts [{lo_hz:g}, {hi_hz:g}] Hz"
+    if not lo_hz <= cfg.control_rate_hz <= hi_hz:
+        raise RecordError(f"control_rate_hz {cfg.control_rate_hz} is out of range: {allowed}")
+    if cfg.control_rate_range_hz is not None:
+        lo, hi = cfg.control_rate_range_hz
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo_hz <= lo <= hi <= hi_hz):
+            raise RecordError(
+                f"control_rate_range_hz {(lo, hi)} must be (lo, hi) with lo <= hi; {allowed}"
+            )
+    if not (math.isfinite(cfg.frame_time_jitter) and 0.0 <= cfg.frame_time_jitter < 1.0):
+        raise RecordError(f"frame_time_jitter must be in [0, 1), got {cfg.frame_time_jitter}")
 
 
 def resolve_names(cfg: RecordConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -474,6 +478,8 @@ def record(cfg: RecordConfig) -> RecordSummary:
         The :class:`RecordSummary` of this run (plus the dataset's totals).
 
     Raises:
+        RecordError: For a control rate outside the simulator's range or a bad frame-time
+            jitter (nothing written).
         sim.spec.ContractError: For an unknown town or weather (nothing written).
         liquid_drive.errors.LiquidDriveError: For an environment option the simulator refuses
             (nothing written).
@@ -483,6 +489,7 @@ def record(cfg: RecordConfig) -> RecordSummary:
         driving.rollout.runner.RunnerError: If recording an episode failed (with the
             worker's traceback).
     """
+    check_timing(cfg)
     ep.create_or_open_dataset(cfg.out, dataset_info(cfg))
     jobs = plan(cfg, ep.next_episode_index(cfg.out))
     mean_hz = (
