@@ -68,18 +68,20 @@ def split(sim: str = "builtin") -> TownWeatherSplit:
         ContractError: For an unknown simulator name.
     """
     if sim == "builtin":
-        from sim.builtin.towns import TOWNS, TRAIN_TOWNS, UNSEEN_TOWNS
+        from sim.builtin.towns import TOWNS, TRAIN_TOWNS, UNSEEN_TOWNS, get_town
         from sim.builtin.weather import TRAIN_WEATHERS, UNSEEN_WEATHERS, WEATHERS
 
         train_towns, unseen_towns = tuple(TRAIN_TOWNS), tuple(UNSEEN_TOWNS)
         train_weathers, unseen_weathers = tuple(TRAIN_WEATHERS), tuple(UNSEEN_WEATHERS)
         all_towns, all_weathers, open_names = tuple(TOWNS), tuple(WEATHERS), False
+        speeds = tuple((t, *get_town(t).speed_range_mps) for t in TOWNS)
     elif sim == "carla":
         from sim.carla import suites
 
         train_towns, unseen_towns = suites.TRAIN_TOWNS, suites.UNSEEN_TOWNS
         train_weathers, unseen_weathers = suites.TRAIN_WEATHERS, suites.UNSEEN_WEATHERS
         all_towns, all_weathers, open_names = suites.TOWNS, suites.WEATHERS, True
+        speeds = ()
     else:
         raise ContractError(f"unknown simulator {sim!r}; valid: {', '.join(SIMULATORS)}")
     named = {*train_towns, *unseen_towns, *train_weathers, *unseen_weathers}
@@ -91,4 +93,5 @@ def split(sim: str = "builtin") -> TownWeatherSplit:
         other_towns=tuple(t for t in all_towns if t not in named),
         other_weathers=tuple(w for w in all_weathers if w not in named),
         open_names=open_names,
+        town_speeds_mps=speeds,
     )

@@ -130,6 +130,16 @@ plain-JSON dict. Not in :data:`ALL_INFO_KEYS`."""
 CONTROL_RATE_HZ = 20.0
 """Default control rate; CARLA's ``fixed_delta_seconds`` is ``1 / CONTROL_RATE_HZ``."""
 DT_S = 1.0 / CONTROL_RATE_HZ
+BUILTIN_CONTROL_RATE_RANGE_HZ: tuple[float, float] = (1.0, 1000.0)
+"""Lowest and highest control rate the builtin simulator accepts, Hz."""
+CARLA_CONTROL_RATE_RANGE_HZ: tuple[float, float] = (10.0, 1000.0)
+"""Lowest and highest control rate of the CARLA backend, Hz (CARLA's physics needs a fixed
+delta of at most 0.1 s)."""
+CONTROL_RATE_RANGE_HZ: dict[str, tuple[float, float]] = {
+    "builtin": BUILTIN_CONTROL_RATE_RANGE_HZ,
+    "carla": CARLA_CONTROL_RATE_RANGE_HZ,
+}
+"""Per simulator name, the control rates (lowest, highest) it accepts, Hz."""
 
 
 @dataclass(frozen=True)
@@ -363,6 +373,9 @@ class TownWeatherSplit:
     open_names: bool = False
     """True when the simulator also accepts names beyond these (CARLA: any map the server
     has); False when :meth:`check` refuses every other name."""
+    town_speeds_mps: tuple[tuple[str, float, float], ...] = ()
+    """Per town, ``(name, lowest, highest)`` cruise speed that episodes draw from by default
+    (recording's training speed range), m/s; empty when the simulator does not say."""
 
     def __post_init__(self) -> None:
         for name in ("train_towns", "unseen_towns", "train_weathers", "unseen_weathers"):
@@ -375,6 +388,13 @@ class TownWeatherSplit:
             if len(set(names)) != len(names):
                 shared = sorted({n for n in names if names.count(n) > 1})
                 raise ContractError(f"the {kind} of a split overlap: {shared}")
+        for entry in self.town_speeds_mps:
+            name, lo, hi = entry
+            if name not in self.towns or not 0 < lo <= hi:
+                raise ContractError(
+                    f"town_speeds_mps entries must be (town of the split, lo, hi) with "
+                    f"0 < lo <= hi, got {entry!r}"
+                )
 
     @property
     def towns(self) -> tuple[str, ...]:
@@ -401,6 +421,17 @@ class TownWeatherSplit:
             bad = [n for n in given if n not in valid]
             if bad:
                 raise ContractError(f"unknown {kind}(s) {bad}; valid: {', '.join(valid)}")
+
+    def speed_range_mps(self, town: str) -> tuple[float, float]:
+        """The default cruise-speed range ``(lowest, highest)`` of a town, m/s.
+
+        Raises:
+            ContractError: If the split gives no speeds for ``town``.
+        """
+        for name, lo, hi in self.town_speeds_mps:
+            if name == town:
+                return (lo, hi)
+        raise ContractError(f"the split gives no cruise-speed range for town {town!r}")
 
     def describe(self, town: str, weather: str) -> str:
         """E.g. ``"unseen town, training weather"``."""

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         Annotated[CompareConfig, tyro.conf.PositionalRequiredArgs],  # metrics files first
         _compare,
         description=__doc__,
-        show=lambda doc: render_table(doc["models"], doc["suites"]).rstrip("\n"),
+        show=lambda doc: render_table(doc["models"], doc["suites"], doc["route_set"]).rstrip("\n"),
         argv=argv,
     )
 

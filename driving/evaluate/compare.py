@@ -12,12 +12,15 @@ seeds and the min-max across seeds of:
 With a single seed the spread shown is the sample standard deviation across that seed's
 episodes instead. The expert is one row: every evaluation drives it again, and since the
 simulator is deterministic its numbers must agree between files (they are checked), so
-files that evaluated different suites, simulators or modes are refused rather than mixed.
+files that evaluated different suites, simulators or modes are refused rather than mixed, and
+so are files of different route sets: results on the development routes (``--route-set dev``)
+never mix with test results, and their tables say "dev".
 
 ``results.json`` (``format`` ``"liquid-drive-seeds"``, ``version`` 1)::
 
     {"format": "liquid-drive-seeds", "version": 1,
      "sources": ["checkpoints/results/.../metrics.json", ...],
+     "route_set": "test",                              # or "dev"
      "suites": ["train-towns", ...],
      "models": [
        {"model": "cfc-ncp", "seeds": [0, 1, 2],
@@ -40,7 +43,15 @@ from typing import Any
 
 import numpy as np
 
-from driving.evaluate.report import EXPERT, ReportError, load_metrics, metric_stats
+from driving.evaluate.report import (
+    EXPERT,
+    TEST_ROUTES,
+    ReportError,
+    load_metrics,
+    metric_stats,
+    route_set_of,
+)
+from driving.evaluate.suites import BUILTIN_SUITES
 from driving.model.policy import CORE_NAMES
 from liquid_drive.errors import LiquidDriveError
 
@@ -48,7 +59,7 @@ FORMAT = "liquid-drive-seeds"
 VERSION = 1
 SEED_PATTERN = r"^(?P<family>.+)-s(?P<seed>\d+)$"
 """Default model-name pattern: the family, then ``-s`` and the training seed."""
-SUITES: tuple[str, ...] = ("train-towns", "unseen-towns", "unseen-weathers", "noise", "rate")
+SUITES: tuple[str, ...] = BUILTIN_SUITES
 """The builtin suites of the results table, in its column order."""
 METRICS: tuple[str, ...] = ("interventions_per_km", "lateral_error_rms_m", "steering_rate_rms")
 """What the table compares (the first is pooled per seed, the others are episode means)."""
@@ -85,6 +96,8 @@ class SeedRun:
     """The ``metrics.json`` it came from."""
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per suite, the summary row of group ``"suite"``."""
+    route_set: str = TEST_ROUTES
+    """The route set of its ``metrics.json`` (``test`` or ``dev``)."""
 
 
 def split_name(name: str, pattern: str = SEED_PATTERN) -> tuple[str, int | None]:
@@ -121,30 +134,33 @@ def collect_runs(paths: Sequence[str | Path], pattern: str = SEED_PATTERN) -> li
     The expert appears once. Args are files or folders holding ``metrics.json``.
 
     Raises:
-        CompareError: If a file is unreadable, the files differ in simulator or mode, one
+        CompareError: If a file is unreadable, the files differ in simulator, mode or route
+            set, one
             family and seed is evaluated twice, or the expert's numbers differ between files.
     """
     if not paths:
         raise CompareError("no metrics.json given")
     runs: list[SeedRun] = []
     seen: dict[tuple[str, int | None], SeedRun] = {}
-    setting: tuple[Path, str, str] | None = None
+    setting: tuple[Path, str, str, str] | None = None
     for p in paths:
         path = _metrics_path(Path(p))
         try:
             doc = load_metrics(path)
         except ReportError as e:
             raise CompareError(str(e)) from e
+        routes = route_set_of(doc)
         if setting is None:
-            setting = (path, doc.get("sim"), doc.get("mode"))
-        elif (doc.get("sim"), doc.get("mode")) != setting[1:]:
+            setting = (path, doc.get("sim"), doc.get("mode"), routes)
+        elif (doc.get("sim"), doc.get("mode"), routes) != setting[1:]:
             raise CompareError(
-                f"{path}: sim {doc.get('sim')!r}, mode {doc.get('mode')!r}, but {setting[0]} "
-                f"has sim {setting[1]!r}, mode {setting[2]!r}: not comparable"
+                f"{path}: sim {doc.get('sim')!r}, mode {doc.get('mode')!r}, route set "
+                f"{routes!r}, but {setting[0]} has sim {setting[1]!r}, mode {setting[2]!r}, "
+                f"route set {setting[3]!r}: not comparable"
             )
         for model in doc["models"]:
             family, seed = split_name(model["name"], pattern)
-            run = SeedRun(family=family, seed=seed, model=model["name"], source=path)
+            run = SeedRun(family, seed, model["name"], path, route_set=routes)
             for row in doc["summary"]:
                 if row["model"] == model["name"] and row["group"] == "suite":
                     run.rows[row["suite"]] = row
@@ -233,14 +249,21 @@ def _cell(stats: dict[str, Any], digits: int, bold: bool = False) -> str:
     return mean
 
 
-def render_table(table: Sequence[dict[str, Any]], suites: Sequence[str] = SUITES) -> str:
+def _headers(suites: Sequence[str], route_set: str) -> list[str]:
+    return [s if route_set == TEST_ROUTES else f"{s} ({route_set})" for s in suites]
+
+
+def render_table(
+    table: Sequence[dict[str, Any]], suites: Sequence[str] = SUITES, route_set: str = TEST_ROUTES
+) -> str:
     """The markdown results table: interventions per km / lateral error RMS in m per suite.
 
     A cell with several seeds reads ``mean (min-max)`` over seeds; with one seed the lateral
-    error reads ``mean ± std`` across its episodes.
+    error reads ``mean ± std`` across its episodes. Off the test routes every suite's header
+    names the route set (``train-towns (dev)``).
     """
     lines = [
-        "| model | seeds | " + " | ".join(suites) + " |",
+        "| model | seeds | " + " | ".join(_headers(suites, route_set)) + " |",
         "|---|---|" + "---|" * len(suites),
     ]
     for entry in table:
@@ -258,21 +281,26 @@ def render_table(table: Sequence[dict[str, Any]], suites: Sequence[str] = SUITES
 
 
 def render_markdown(
-    table: Sequence[dict[str, Any]], sources: Sequence[Path], suites: Sequence[str] = SUITES
+    table: Sequence[dict[str, Any]],
+    sources: Sequence[Path],
+    suites: Sequence[str] = SUITES,
+    route_set: str = TEST_ROUTES,
 ) -> str:
     """``results.md``: how to read it, the table, the steering-rate table and the sources."""
+    dev = route_set != TEST_ROUTES
     lines = [
-        "# Results over training seeds",
+        "# Results over training seeds" + (f" ({route_set} routes)" if dev else ""),
         "",
+        *(["**Development routes: for choosing a recipe, not the test set.**", ""] if dev else []),
         "Each cell: **interventions per km** / lateral error RMS in m. With several training "
         "seeds: the mean over seeds (min-max across seeds); with one seed: ± is the standard "
         "deviation across its episodes. Interventions per km are pooled per seed (its "
         "interventions / its km); the lateral error is each seed's mean across its episodes.",
         "",
-        render_table(table, suites),
+        render_table(table, suites, route_set),
         "Steering-rate RMS in 1/(m·s) (smoothness of the command; lower is smoother):",
         "",
-        "| model | " + " | ".join(suites) + " |",
+        "| model | " + " | ".join(_headers(suites, route_set)) + " |",
         "|---|" + "---|" * len(suites),
     ]
     for entry in table:
@@ -349,15 +377,17 @@ def compare(cfg: CompareConfig) -> dict[str, Any]:
     runs = collect_runs(cfg.metrics, cfg.seed_pattern)
     table = seed_table(runs, cfg.suites)
     sources = [_metrics_path(Path(p)) for p in cfg.metrics]
+    route_set = runs[0].route_set if runs else TEST_ROUTES
     doc = {
         "format": FORMAT,
         "version": VERSION,
         "sources": [str(p) for p in sources],
+        "route_set": route_set,
         "suites": list(cfg.suites),
         "models": table,
     }
     cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / "results.json").write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
-    (cfg.out / "results.md").write_text(render_markdown(table, sources, cfg.suites))
+    (cfg.out / "results.md").write_text(render_markdown(table, sources, cfg.suites, route_set))
     plot_seeds(table, cfg.out / "seeds.png", cfg.suites)
     return doc

@@ -85,6 +85,9 @@ class EvalConfig:
     another evaluation is refused, and one of the same evaluation is resumed)."""
     progress: bool = True
     """Show a progress bar (only on a terminal)."""
+    route_set: Literal["test", "dev"] = "test"
+    """test: the reported route seeds (7001, ...); dev: the same suite on development roads
+    (9001, ...) for choosing a recipe; metrics.json, run.json and the report say which."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checkpoint", tuple(Path(c) for c in self.checkpoint))
@@ -177,7 +180,13 @@ def model_names(checkpoints: Sequence[Path]) -> list[str]:
 
 def plan_jobs(cfg: EvalConfig) -> tuple[list[EpisodeJob], list[dict[str, Any]]]:
     """The jobs of an evaluation (expert first) and the ``models`` list of ``metrics.json``."""
-    specs = build_suite(cfg.suite, sim.split(cfg.sim), routes=cfg.routes, route_km=cfg.route_km)
+    specs = build_suite(
+        cfg.suite,
+        sim.split(cfg.sim),
+        routes=cfg.routes,
+        route_km=cfg.route_km,
+        route_set=cfg.route_set,
+    )
     names = model_names(cfg.checkpoint)
     models = [{"name": EXPERT, "checkpoint": None}] + [
         {"name": n, "checkpoint": str(Path(c).resolve())}
@@ -237,7 +246,7 @@ def run_record(cfg: EvalConfig, jobs: Sequence[EpisodeJob]) -> dict[str, Any]:
     for job in jobs:
         if job.checkpoint is not None and job.model not in digests:
             digests[job.model] = checkpoint_digest(job.checkpoint)
-    return {
+    record = {
         "sim": cfg.sim,
         "suite": cfg.suite,
         "mode": cfg.mode,
@@ -247,6 +256,9 @@ def run_record(cfg: EvalConfig, jobs: Sequence[EpisodeJob]) -> dict[str, Any]:
         "models": {EXPERT: None, **digests},
         "episodes": [j.spec.to_dict() for j in jobs if j.model == EXPERT],
     }
+    if cfg.route_set != "test":  # absent = test, so earlier test runs keep their fingerprint
+        record["route_set"] = cfg.route_set
+    return record
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,13 +324,14 @@ def evaluate(cfg: EvalConfig) -> EvalSummary:
     resumed = len(finished)
     todo = [j for j in jobs if folder.episode_file(j) not in finished]
     log.info(
-        "%d episodes: %d models x %d specs of suite %s (%s mode, sim %s)%s",
+        "%d episodes: %d models x %d specs of suite %s (%s mode, sim %s, %s routes)%s",
         len(jobs),
         len(models),
         len(jobs) // len(models),
         cfg.suite,
         cfg.mode,
         cfg.sim,
+        cfg.route_set,
         f"; resuming: {resumed} finished, driving the other {len(todo)}" if resumed else "",
     )
     outputs, report = run_jobs(todo, cfg.runner, on_output=folder.save)
@@ -332,7 +345,12 @@ def evaluate(cfg: EvalConfig) -> EvalSummary:
     path = None
     if results:
         doc = build_document(
-            [o.result for o in results], models=models, sim=cfg.sim, mode=cfg.mode, suite=cfg.suite
+            [o.result for o in results],
+            models=models,
+            sim=cfg.sim,
+            mode=cfg.mode,
+            suite=cfg.suite,
+            route_set=cfg.route_set,
         )
         path = write_metrics(doc, cfg.out / METRICS_FILE)
         if cfg.plots:

@@ -12,6 +12,8 @@ plots additionally take :class:`TrajectoryTrace` objects (x, y and departures pe
       "sim": "builtin",                      # simulator backend
       "mode": "intervention",                # or "termination"
       "suite": "all",                        # the suite asked for
+      "route_set": "test",                   # or "dev" (development route seeds); absent in
+                                             # files written before it existed: test
       "models": [                            # the expert reference row first
         {"name": "expert", "checkpoint": null},
         {"name": "cfc-ncp", "checkpoint": "/abs/path/to/checkpoint"}
@@ -19,7 +21,8 @@ plots additionally take :class:`TrajectoryTrace` objects (x, y and departures pe
       "episodes": [                          # one per (model, episode spec)
         {"model": "cfc-ncp",
          "spec": {"suite", "condition", "town", "weather", "route", "seed", "route_length_m",
-                  "control_rate_hz", "frame_time_jitter", "image_noise_std"},
+                  "control_rate_hz", "frame_time_jitter", "image_noise_std",
+                  "target_speed_mps" (only when the suite sets the cruise speed)},
          "metrics": {<every driving.evaluate.metrics.EpisodeMetrics field>},
          "rollout": "rollouts/cfc-ncp/train-towns/episodes/episode_000000" or null}
       ],
@@ -54,7 +57,7 @@ from typing import Any
 import numpy as np
 
 from driving.evaluate.metrics import METRIC_NAMES, EpisodeMetrics
-from driving.evaluate.suites import EpisodeSpec
+from driving.evaluate.suites import ROUTE_SETS, EpisodeSpec
 from liquid_drive.errors import LiquidDriveError
 
 log = logging.getLogger(__name__)
@@ -65,6 +68,8 @@ EXPERT = "expert"
 """Model name of the reference row (the privileged expert driving)."""
 GROUPS: tuple[str, ...] = ("suite", "condition", "town", "weather")
 """Summary groupings, from the coarsest."""
+TEST_ROUTES = ROUTE_SETS[0]
+"""``route_set`` of the reported route seeds (also what a ``metrics.json`` without one holds)."""
 
 
 class ReportError(LiquidDriveError, ValueError):
@@ -206,6 +211,7 @@ def build_document(
     sim: str,
     mode: str,
     suite: str,
+    route_set: str = TEST_ROUTES,
 ) -> dict[str, Any]:
     """The ``metrics.json`` document (schema in the module docstring)."""
     names = [m["name"] for m in models]
@@ -219,6 +225,7 @@ def build_document(
         "sim": sim,
         "mode": mode,
         "suite": suite,
+        "route_set": route_set,
         "models": [dict(m) for m in models],
         "episodes": [r.to_dict() for r in results],
         "summary": summarize(results),
@@ -255,6 +262,11 @@ def load_metrics(path: str | Path) -> dict[str, Any]:
         if not isinstance(doc.get(key), list):
             raise ReportError(f"{path}: missing list {key!r}")
     return doc
+
+
+def route_set_of(doc: dict[str, Any]) -> str:
+    """The route set of a ``metrics.json`` document (``"test"`` when it names none)."""
+    return str(doc.get("route_set", TEST_ROUTES))
 
 
 def results_from_document(doc: dict[str, Any]) -> list[EpisodeResult]:
@@ -331,9 +343,12 @@ def render_markdown(doc: dict[str, Any], plots: dict[str, list[str]] | None = No
     rows = doc["summary"]
     models = [m["name"] for m in doc["models"]]
     suites = list(dict.fromkeys(r["suite"] for r in rows))
+    dev = route_set_of(doc) != TEST_ROUTES
+    warn = "**Development routes: for choosing a recipe, not the test set; never report them.**"
     lines = [
-        "# Closed-loop evaluation",
+        "# Closed-loop evaluation" + (" (dev routes)" if dev else ""),
         "",
+        *([warn, ""] if dev else []),
         f"Simulator `{doc['sim']}`, {doc['mode']} mode, suite `{doc['suite']}`, "
         f"created {doc['created_utc']}. Error bars and ± are the sample standard deviation "
         "across episodes (routes and seeds); rates per km are pooled over the episodes. The "
@@ -361,7 +376,8 @@ def render_markdown(doc: dict[str, Any], plots: dict[str, list[str]] | None = No
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
 
     for s in suites:
-        lines += ["", f"## Suite `{s}`", "", MAIN_COLUMNS, "|---" * 13 + "|"]
+        title = f"## Suite `{s}`" + (" (dev routes)" if dev else "")
+        lines += ["", title, "", MAIN_COLUMNS, "|---" * 13 + "|"]
         conditions = list(
             dict.fromkeys(r["key"] for r in rows if r["suite"] == s and r["group"] == "condition")
         )

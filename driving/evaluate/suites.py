@@ -20,6 +20,12 @@ rotate over the routes so that every weather of the suite is driven at least onc
 * ``rate``: ``train-towns`` controlled at 10, 20 and 30 Hz, and at 20 Hz with each frame
   interval jittered by up to :data:`RATE_JITTER` of its nominal length (a continuous-time
   network should hold up; a discrete one may not).
+* ``unseen-towns-weathers``: the held-out towns under the held-out weathers; every town
+  drives at least as many routes as there are weathers, so that each (town, weather) pair is
+  driven at least once.
+* ``speed``: ``train-towns`` with the cruise speed held outside the training range: each town
+  at :data:`SPEED_FACTORS` times the lowest and the highest speed of its own range (the one
+  recording draws from by default, ``TownWeatherSplit.town_speeds_mps``).
 * ``camera``: the training towns and weathers with the camera mount shifted, one shift per
   condition: pitch, yaw and height each by +-:data:`CAMERA_SHIFTS` (3 degrees, 3 degrees,
   0.15 m), twice the largest offset domain randomisation draws (1.5 degrees, 1.5 degrees,
@@ -27,7 +33,7 @@ rotate over the routes so that every weather of the suite is driven at least onc
 * ``randomized``: the training towns and weathers with the world's factors redrawn per
   route (``sim.builtin.randomize`` defaults, as ``tools/record.py --randomize`` records) on
   the fixed route seeds: new combinations of factor values training can draw.
-* ``all``: the seven above, in that order.
+* ``all``: the builtin suites above, in that order.
 
 What "unseen" means once training data is randomised. ``randomized`` tests new combinations
 of factor values a randomised training set could contain. ``unseen-towns`` and
@@ -42,9 +48,12 @@ CARLA suites (CARLA's own benchmark split, ``DESIGN.md``): ``carla-train`` (Town
 training weathers), ``carla-new-town`` (Town02, training weathers), ``carla-new-weather``
 (Town01, test weathers), ``carla-new-town-weather`` (Town02, test weathers).
 
-The route seeds are fixed. Recording (``driving.rollout.record``) draws each recorded
-episode's road seed at random from [0, 2**31), so an evaluation road is also a training road
-with a probability of about 1e-9 per recorded episode. ``routes`` and ``route_km`` overrides
+The route seeds are fixed. They are the test set: choose a recipe (options, checkpoints) on
+the development routes instead, ``route_set="dev"`` (:data:`DEV_ROUTE_SEEDS`, 9001, 9002, ...:
+the same suites on other roads), and report the test routes. Recording
+(``driving.rollout.record``) draws each recorded episode's road seed at random from
+[0, 2**31), so an evaluation road is also a training road with a probability of about 1e-9
+per recorded episode. ``routes`` and ``route_km`` overrides
 give short variants for tests and demos.
 """
 
@@ -79,6 +88,15 @@ CAMERA_SHIFTS: tuple[tuple[str, float], ...] = (
     ("height", -0.15),
 )
 """Camera-mount shifts of the ``camera`` suite: pitch and yaw in degrees, height in m."""
+DEV_ROUTE_SEEDS: tuple[int, ...] = (9001, 9002, 9003)
+"""Development route seeds (``route_set="dev"``; more routes continue as 9004, ...)."""
+MAX_ROUTES = DEV_ROUTE_SEEDS[0] - ROUTE_SEEDS[0]
+"""Most routes per town, so that test and development seeds never meet."""
+SPEED_FACTORS: tuple[float, float] = (0.6, 1.3)
+"""The ``speed`` suite's cruise speeds: these times a town's lowest and highest training
+speed."""
+ROUTE_SETS: tuple[str, ...] = ("test", "dev")
+"""``test``: the reported route seeds :data:`ROUTE_SEEDS`; ``dev``: :data:`DEV_ROUTE_SEEDS`."""
 
 BUILTIN_SUITES: tuple[str, ...] = (
     "train-towns",
@@ -86,6 +104,8 @@ BUILTIN_SUITES: tuple[str, ...] = (
     "unseen-weathers",
     "noise",
     "rate",
+    "unseen-towns-weathers",
+    "speed",
     "camera",
     "randomized",
 )
@@ -103,6 +123,8 @@ SuiteName = Literal[
     "unseen-weathers",
     "noise",
     "rate",
+    "unseen-towns-weathers",
+    "speed",
     "camera",
     "randomized",
     "all",
@@ -154,6 +176,8 @@ class EpisodeSpec:
     """Shift of the camera mount's height, m."""
     randomize: bool = False
     """Redraw the world's factors (builtin domain randomisation, default ranges)."""
+    target_speed_mps: float | None = None
+    """Cruise speed held in the episode, m/s; None = drawn from the town's own range."""
 
     def __post_init__(self) -> None:
         if not self.route_length_m > 0:
@@ -164,6 +188,8 @@ class EpisodeSpec:
             raise SuiteError(f"frame_time_jitter must be in [0, 1), got {self.frame_time_jitter}")
         if not self.image_noise_std >= 0.0:
             raise SuiteError(f"image_noise_std must be >= 0, got {self.image_noise_std}")
+        if self.target_speed_mps is not None and not self.target_speed_mps > 0:
+            raise SuiteError(f"target_speed_mps must be positive, got {self.target_speed_mps}")
 
     def env_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``sim.make_env``; conditions at their defaults are left out."""
@@ -178,6 +204,8 @@ class EpisodeSpec:
             kwargs["frame_time_jitter"] = self.frame_time_jitter
         if self.image_noise_std > 0:
             kwargs["image_noise_std"] = self.image_noise_std
+        if self.target_speed_mps is not None:
+            kwargs["target_speed_mps"] = self.target_speed_mps
         shift = (self.camera_pitch_deg, self.camera_yaw_deg, self.camera_height_m)
         if any(shift):
             kwargs["camera_offset"] = CameraOffset(*shift)
@@ -188,8 +216,8 @@ class EpisodeSpec:
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form.
 
-        The camera and randomisation fields are left out at their defaults, so the
-        fingerprints of runs of the other suites stay as they were.
+        The camera, randomisation and speed fields are left out at their defaults, so the
+        fingerprints of earlier runs stay as they were.
         """
         d = asdict(self)
         for name in _OPTIONAL_FIELDS:
@@ -198,12 +226,19 @@ class EpisodeSpec:
         return d
 
 
-_OPTIONAL_FIELDS = ("camera_pitch_deg", "camera_yaw_deg", "camera_height_m", "randomize")
+_OPTIONAL_FIELDS = (
+    "camera_pitch_deg",
+    "camera_yaw_deg",
+    "camera_height_m",
+    "randomize",
+    "target_speed_mps",
+)
 _DEFAULTS: dict[str, Any] = {
     "camera_pitch_deg": 0.0,
     "camera_yaw_deg": 0.0,
     "camera_height_m": 0.0,
     "randomize": False,
+    "target_speed_mps": None,
 }
 
 
@@ -214,12 +249,23 @@ def _routes(
     weathers: tuple[str, ...],
     n_routes: int,
     route_length_m: float,
+    first_seed: int = ROUTE_SEEDS[0],
+    every_pair: bool = False,
+    speeds: dict[str, float] | None = None,
     **conditions: float,
 ) -> list[EpisodeSpec]:
-    """Every town drives ``n_routes`` routes; weathers rotate so each one is driven."""
+    """Every town drives ``n_routes`` routes; weathers rotate so each one is driven.
+
+    ``every_pair``: each town drives at least ``len(weathers)`` routes, so every (town,
+    weather) pair is driven. ``speeds``: the cruise speed per town.
+    """
     n_routes = max(n_routes, math.ceil(len(weathers) / len(towns)))
+    if every_pair:
+        n_routes = max(n_routes, len(weathers))
     specs = []
     for i, town in enumerate(towns):
+        if speeds is not None:
+            conditions = {**conditions, "target_speed_mps": speeds[town]}
         for r in range(n_routes):
             specs.append(
                 EpisodeSpec(
@@ -228,7 +274,7 @@ def _routes(
                     town=town,
                     weather=weathers[(i * n_routes + r) % len(weathers)],
                     route=r,
-                    seed=ROUTE_SEEDS[0] + r,
+                    seed=first_seed + r,
                     route_length_m=route_length_m,
                     **conditions,
                 )
@@ -252,6 +298,7 @@ def build_suite(
     *,
     routes: int | None = None,
     route_km: float | None = None,
+    route_set: str = "test",
 ) -> list[EpisodeSpec]:
     """The episodes of a named suite.
 
@@ -262,6 +309,8 @@ def build_suite(
             ``sim.split("carla")``).
         routes: Routes per town (default ``len(ROUTE_SEEDS)`` = 3).
         route_km: Route length in km (default 2).
+        route_set: ``"test"`` (:data:`ROUTE_SEEDS`, the reported results) or ``"dev"``
+            (:data:`DEV_ROUTE_SEEDS`, for choosing a recipe).
 
     Returns:
         The suite's episodes, in a fixed order.
@@ -273,6 +322,14 @@ def build_suite(
         raise SuiteError(f"unknown suite {name!r}; choose one of {', '.join(SUITES)}")
     if routes is not None and routes < 1:
         raise SuiteError(f"routes must be >= 1, got {routes}")
+    if routes is not None and routes > MAX_ROUTES:
+        raise SuiteError(
+            f"routes must be <= {MAX_ROUTES} (test and development seeds must not meet), "
+            f"got {routes}"
+        )
+    if route_set not in ROUTE_SETS:
+        raise SuiteError(f"route_set must be one of {', '.join(ROUTE_SETS)}, got {route_set!r}")
+    first = (ROUTE_SEEDS if route_set == "test" else DEV_ROUTE_SEEDS)[0]
     if route_km is not None and not route_km > 0:
         raise SuiteError(f"route_km must be positive, got {route_km}")
     n = len(ROUTE_SEEDS) if routes is None else routes
@@ -282,7 +339,7 @@ def build_suite(
         s = sim.split("carla")
         towns = s.unseen_towns if "town" in name.removeprefix("carla-") else s.train_towns
         weathers = s.unseen_weathers if name.endswith("weather") else s.train_weathers
-        return _routes(name, "clean", towns, weathers, n, length_m)
+        return _routes(name, "clean", towns, weathers, n, length_m, first)
 
     if split is None:
         raise SuiteError(f"suite {name!r} needs the builtin simulator's town/weather split")
@@ -291,14 +348,19 @@ def build_suite(
         return [
             spec
             for sub in BUILTIN_SUITES
-            for spec in build_suite(sub, s, routes=routes, route_km=route_km)
+            for spec in build_suite(sub, s, routes=routes, route_km=route_km, route_set=route_set)
         ]
     if name == "train-towns":
-        return _routes(name, "clean", s.train_towns, s.train_weathers, n, length_m)
+        return _routes(name, "clean", s.train_towns, s.train_weathers, n, length_m, first)
     if name == "unseen-towns":
-        return _routes(name, "clean", s.unseen_towns, s.train_weathers, n, length_m)
+        return _routes(name, "clean", s.unseen_towns, s.train_weathers, n, length_m, first)
     if name == "unseen-weathers":
-        return _routes(name, "clean", s.train_towns, s.unseen_weathers, n, length_m)
+        return _routes(name, "clean", s.train_towns, s.unseen_weathers, n, length_m, first)
+    if name == "unseen-towns-weathers":
+        towns, weathers = s.unseen_towns, s.unseen_weathers
+        return _routes(name, "clean", towns, weathers, n, length_m, first, every_pair=True)
+    if name == "speed":
+        return _speed_suite(s, n, length_m, first)
     if name == "noise":
         return [
             spec
@@ -310,6 +372,7 @@ def build_suite(
                 s.train_weathers,
                 n,
                 length_m,
+                first,
                 image_noise_std=std,
             )
         ]
@@ -346,9 +409,36 @@ def build_suite(
             s.train_weathers,
             n,
             length_m,
+            first,
             control_rate_hz=hz,
             frame_time_jitter=jitter,
         )
+    ]
+
+
+def speed_conditions(split: TownWeatherSplit) -> list[tuple[str, dict[str, float]]]:
+    """The ``speed`` suite's conditions: (label, cruise speed per training town, m/s).
+
+    Raises:
+        SuiteError: If the split gives no speed range for a training town.
+    """
+    try:
+        ranges = {t: split.speed_range_mps(t) for t in split.train_towns}
+    except LiquidDriveError as e:
+        raise SuiteError(f"suite 'speed' needs each training town's speed range: {e}") from e
+    slow, fast = SPEED_FACTORS
+    return [
+        (f"{slow:g}x slowest", {t: round(slow * lo, 2) for t, (lo, _) in ranges.items()}),
+        (f"{fast:g}x fastest", {t: round(fast * hi, 2) for t, (_, hi) in ranges.items()}),
+    ]
+
+
+def _speed_suite(split: TownWeatherSplit, n: int, length_m: float, first: int) -> list[EpisodeSpec]:
+    towns, weathers = split.train_towns, split.train_weathers
+    return [
+        spec
+        for label, speeds in speed_conditions(split)
+        for spec in _routes("speed", label, towns, weathers, n, length_m, first, speeds=speeds)
     ]
 
 

@@ -44,7 +44,7 @@ from driving.rollout.episode import run_episode
 from driving.rollout.randomize import randomize_option, randomize_problem
 from driving.rollout.runner import RunnerConfig, TaskContext, run_tasks
 from liquid_drive.errors import LiquidDriveError
-from sim.spec import CameraSpec
+from sim.spec import CONTROL_RATE_RANGE_HZ, CameraSpec
 from sim.wrappers import NoiseInjection
 
 if TYPE_CHECKING:
@@ -54,6 +54,9 @@ logger = logging.getLogger(__name__)
 
 PROGRESS_EVERY_STEPS = 50
 """Workers report progress to the parent every this many steps."""
+RATE_STREAM = 1
+"""Third word of the seed of the per-episode control-rate draws (a stream of their own, so
+the episode plan's draws are the same with and without ``control_rate_range_hz``)."""
 
 
 class RecordError(LiquidDriveError, ValueError):
@@ -131,6 +134,13 @@ class RecordConfig:
         "camera",
     )
     """Factor groups redrawn with ``randomize``."""
+    control_rate_range_hz: tuple[float, float] | None = None
+    """Range (lo, hi) of a per-episode control rate drawn uniformly, Hz, within the
+    simulator's range; each episode.json names its rate; ``control_rate_hz`` stays the
+    dataset's nominal rate. None = every episode at ``control_rate_hz``."""
+    frame_time_jitter: float = 0.0
+    """Each step lasts its nominal interval times ``1 + u``, ``u`` uniform in [-jitter, jitter],
+    in [0, 1) (0 = none; the builtin simulator only: CARLA steps a fixed delta)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
@@ -182,6 +192,11 @@ class RecordConfig:
         """How ``driver`` and the expert share the wheel."""
         return Mixing(beta=self.beta, per=self.beta_per, event_s=self.beta_event_s)
 
+    @property
+    def varies_time(self) -> bool:
+        """Whether episodes get a drawn control rate or jittered frame intervals."""
+        return self.control_rate_range_hz is not None or self.frame_time_jitter > 0
+
 
 @dataclass(frozen=True)
 class RecordJob:
@@ -195,6 +210,8 @@ class RecordJob:
     """Reset seed: picks the road within the town (and the noise stream)."""
     start_offset_m: float
     start_heading_rad: float
+    control_rate_hz: float | None = None
+    """This episode's control rate, Hz (None = the config's ``control_rate_hz``)."""
 
 
 @dataclass
@@ -267,6 +284,26 @@ class RecordSummary:
 # The simulator side
 
 
+def check_timing(cfg: RecordConfig) -> None:
+    """Refuses control rates outside the simulator's range and a bad frame-time jitter.
+
+    Raises:
+        RecordError: Naming the bad value and the simulator's range.
+    """
+    lo_hz, hi_hz = CONTROL_RATE_RANGE_HZ[cfg.sim]
+    allowed = f"sim {cfg.sim} accepts [{lo_hz:g}, {hi_hz:g}] Hz"
+    if not lo_hz <= cfg.control_rate_hz <= hi_hz:
+        raise RecordError(f"control_rate_hz {cfg.control_rate_hz} is out of range: {allowed}")
+    if cfg.control_rate_range_hz is not None:
+        lo, hi = cfg.control_rate_range_hz
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo_hz <= lo <= hi <= hi_hz):
+            raise RecordError(
+                f"control_rate_range_hz {(lo, hi)} must be (lo, hi) with lo <= hi; {allowed}"
+            )
+    if not (math.isfinite(cfg.frame_time_jitter) and 0.0 <= cfg.frame_time_jitter < 1.0):
+        raise RecordError(f"frame_time_jitter must be in [0, 1), got {cfg.frame_time_jitter}")
+
+
 def resolve_names(cfg: RecordConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The towns and weathers to cycle through (default: the simulator's training split).
 
@@ -280,15 +317,19 @@ def resolve_names(cfg: RecordConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return towns, weathers
 
 
-def make_env(cfg: RecordConfig, town: str, weather: str) -> Any:
-    """The env of one (town, weather), noise-wrapped when ``cfg.noise``."""
+def make_env(
+    cfg: RecordConfig, town: str, weather: str, control_rate_hz: float | None = None
+) -> Any:
+    """The env of one (town, weather) and rate (default ``cfg``'s), noise-wrapped if ``noise``."""
     kwargs: dict[str, Any] = {
         "town": town,
         "weather": weather,
         "camera": cfg.camera,
-        "control_rate_hz": cfg.control_rate_hz,
+        "control_rate_hz": cfg.control_rate_hz if control_rate_hz is None else control_rate_hz,
         "max_time_s": cfg.episode_s,
     }
+    if cfg.frame_time_jitter > 0:
+        kwargs["frame_time_jitter"] = cfg.frame_time_jitter
     if cfg.target_speed_range_mps is not None:
         kwargs["target_speed_range_mps"] = tuple(cfg.target_speed_range_mps)
     if cfg.driver is not None:
@@ -324,13 +365,13 @@ class _EnvCache:
         # One CARLA server serves one client at a time: keep a single env there.
         self.cfg, self.size, self.envs = cfg, (1 if cfg.sim == "carla" else 2), {}
 
-    def get(self, town: str, weather: str) -> Any:
-        key = (town, weather)
+    def get(self, town: str, weather: str, control_rate_hz: float | None = None) -> Any:
+        key = (town, weather, control_rate_hz)
         if key not in self.envs:
             if len(self.envs) >= self.size:
                 oldest = next(iter(self.envs))
                 self.envs.pop(oldest).close()
-            self.envs[key] = make_env(self.cfg, town, weather)
+            self.envs[key] = make_env(self.cfg, town, weather, control_rate_hz)
         else:
             self.envs[key] = self.envs.pop(key)  # most recent last
         return self.envs[key]
@@ -369,6 +410,10 @@ def record_episode(
         "driver": "expert",
         "record_seed": cfg.seed,
     }
+    if cfg.varies_time:  # only then, so that default episodes stay byte-identical
+        meta["control_rate_hz"] = env.unwrapped.control_rate_hz
+        meta["control_rate_range_hz"] = cfg.control_rate_range_hz
+        meta["frame_time_jitter"] = cfg.frame_time_jitter
     if cfg.randomize:
         meta["randomize_groups"] = list(cfg.randomize_groups)
     options = {"start_offset_m": job.start_offset_m, "start_heading_rad": job.start_heading_rad}
@@ -413,11 +458,14 @@ def plan(cfg: RecordConfig, first_id: int) -> Any:
     towns, weathers = resolve_names(cfg)
     combos = [(t, w) for w in weathers for t in towns]
     rng = np.random.default_rng([cfg.seed, first_id])
+    rates = cfg.control_rate_range_hz
+    rate_rng = np.random.default_rng([cfg.seed, first_id, RATE_STREAM])
     number = 0
     while True:
         order = rng.permutation(len(combos))  # every combination once per round
         for k in order:
             town, weather = combos[k]
+            rate = None if rates is None else float(rate_rng.uniform(*rates))
             yield RecordJob(
                 number=number,
                 town=town,
@@ -425,6 +473,7 @@ def plan(cfg: RecordConfig, first_id: int) -> Any:
                 seed=int(rng.integers(0, 2**31 - 1)),
                 start_offset_m=float(rng.uniform(-1, 1) * cfg.start_offset_max_m),
                 start_heading_rad=float(rng.uniform(-1, 1) * cfg.start_heading_max_rad),
+                control_rate_hz=rate,
             )
             number += 1
 
@@ -445,7 +494,7 @@ class RecordWorker:
                 context.report((k - sent[0], progress_m - sent[1]))
                 sent[:] = [k, progress_m]
 
-        env = self.envs.get(job.town, job.weather)
+        env = self.envs.get(job.town, job.weather, job.control_rate_hz)
         if self.cfg.driver is not None and self.policy is None:
             self.policy = load_driver(self.cfg.driver)  # torch: imported only for --driver
         result = record_episode(self.cfg, job, env, context.should_stop, on_step, self.policy)
@@ -506,6 +555,8 @@ def record(cfg: RecordConfig) -> RecordSummary:
         The :class:`RecordSummary` of this run (plus the dataset's totals).
 
     Raises:
+        RecordError: For a control rate outside the simulator's range or a bad frame-time
+            jitter (nothing written).
         sim.spec.ContractError: For an unknown town or weather (nothing written).
         liquid_drive.errors.LiquidDriveError: For an environment option the simulator refuses
             (nothing written).
@@ -515,6 +566,7 @@ def record(cfg: RecordConfig) -> RecordSummary:
         driving.rollout.runner.RunnerError: If recording an episode failed (with the
             worker's traceback).
     """
+    check_timing(cfg)
     info = dataset_info(cfg)
     if cfg.driver is not None:
         try:
@@ -525,10 +577,15 @@ def record(cfg: RecordConfig) -> RecordSummary:
             raise RecordError(str(e)) from e
     ep.create_or_open_dataset(cfg.out, info)
     jobs = plan(cfg, ep.next_episode_index(cfg.out))
+    mean_hz = (
+        cfg.control_rate_hz
+        if cfg.control_rate_range_hz is None
+        else sum(cfg.control_rate_range_hz) / 2
+    )  # the progress bar's estimate
     target_steps = (
-        cfg.episodes * cfg.episode_s * cfg.control_rate_hz
+        cfg.episodes * cfg.episode_s * mean_hz
         if cfg.episodes is not None
-        else cfg.minutes * 60.0 * cfg.control_rate_hz
+        else cfg.minutes * 60.0 * mean_hz
     )
     summary = RecordSummary(out=str(cfg.out))
     submitted = [0]

@@ -147,9 +147,10 @@ class BuiltinEnvConfig:
         get_weather(self.weather)
         if not isinstance(self.camera, spec.CameraSpec):
             raise EnvConfigError(f"camera must be a CameraSpec, got {type(self.camera).__name__}")
-        if not (math.isfinite(self.control_rate_hz) and 1.0 <= self.control_rate_hz <= 1000.0):
+        lo_hz, hi_hz = spec.BUILTIN_CONTROL_RATE_RANGE_HZ
+        if not (math.isfinite(self.control_rate_hz) and lo_hz <= self.control_rate_hz <= hi_hz):
             raise EnvConfigError(
-                f"control_rate_hz must be in [1, 1000], got {self.control_rate_hz}"
+                f"control_rate_hz must be in [{lo_hz:g}, {hi_hz:g}], got {self.control_rate_hz}"
             )
         if not 0.0 <= self.frame_time_jitter < 1.0:
             raise EnvConfigError(

@@ -88,10 +88,11 @@ class CarlaEnvConfig:
                 f"timeout_s={self.timeout_s}, load_timeout_s={self.load_timeout_s}, "
                 f"sensor_timeout_s={self.sensor_timeout_s}"
             )
-        if not 10.0 <= self.control_rate_hz <= 1000.0:
+        lo_hz, hi_hz = spec.CARLA_CONTROL_RATE_RANGE_HZ
+        if not lo_hz <= self.control_rate_hz <= hi_hz:
             raise CarlaConfigError(
-                f"control_rate_hz must be in [10, 1000] (CARLA: fixed delta <= 0.1 s), "
-                f"got {self.control_rate_hz}"
+                f"control_rate_hz must be in [{lo_hz:g}, {hi_hz:g}] (CARLA: fixed delta <= "
+                f"0.1 s), got {self.control_rate_hz}"
             )
         if self.weather not in WEATHERS and not self.weather.endswith(("Night", "DustStorm")):
             raise CarlaConfigError(f"unknown CARLA weather {self.weather!r}; presets: {WEATHERS}")

@@ -14,7 +14,10 @@ from driving.evaluate.suites import (
 )
 from sim.spec import ContractError, TownWeatherSplit
 
-SPLIT = TownWeatherSplit(("t1", "t2"), ("u1",), ("w1", "w2", "w3"), ("x1", "x2"))
+SPEEDS = (("t1", 8.0, 12.0), ("t2", 15.0, 20.0), ("u1", 5.0, 6.0))
+SPLIT = TownWeatherSplit(
+    ("t1", "t2"), ("u1",), ("w1", "w2", "w3"), ("x1", "x2"), town_speeds_mps=SPEEDS
+)
 
 
 def test_suites_cover_towns_weathers_and_three_two_km_routes():
