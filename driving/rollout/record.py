@@ -32,6 +32,7 @@ import numpy as np
 import sim
 from driving.data import episodes as ep
 from driving.rollout.episode import run_episode
+from driving.rollout.recovery import ViewColumns, recovery_metadata, recovery_options
 from driving.rollout.runner import RunnerConfig, TaskContext, run_tasks
 from liquid_drive.errors import LiquidDriveError
 from sim.spec import CameraSpec
@@ -95,6 +96,13 @@ class RecordConfig:
     """CARLA server port (``--sim carla``)."""
     progress: bool = True
     """Show a progress bar (only on a terminal)."""
+    recovery_views: int = 0
+    """Extra camera views recorded per step from poses beside the car's, each labelled with
+    the expert's command at its pose (builtin only; 0 = off)."""
+    recovery_max_lateral_m: float = 1.0
+    """Largest sideways offset of a recovery view from the car, m (within the lane)."""
+    recovery_max_yaw_deg: float = 6.0
+    """Largest yaw offset of a recovery view from the car, degrees."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
@@ -129,6 +137,13 @@ class RecordConfig:
             raise RecordError(f"control_rate_hz must be positive, got {self.control_rate_hz}")
         if not 1 <= self.jpeg_quality <= 100:
             raise RecordError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+        if self.recovery_views < 0:
+            raise RecordError(f"recovery_views must be >= 0, got {self.recovery_views}")
+        if self.recovery_views and self.sim != "builtin":
+            raise RecordError(
+                f"--recovery-views {self.recovery_views}: recovery views are rendered by the "
+                f"builtin simulator only, not by --sim {self.sim}"
+            )
 
 
 @dataclass(frozen=True)
@@ -238,6 +253,10 @@ def make_env(cfg: RecordConfig, town: str, weather: str) -> Any:
         # The route outlasts the episode, so episodes end at the time limit, not the route end.
         hi = cfg.target_speed_range_mps[1] if cfg.target_speed_range_mps else 25.0
         kwargs["route_length_m"] = float(min(max(100.0, 1.1 * hi * cfg.episode_s + 50), 1e5))
+    if cfg.recovery_views:
+        kwargs["recovery"] = recovery_options(
+            cfg.recovery_views, cfg.recovery_max_lateral_m, cfg.recovery_max_yaw_deg
+        )
     env = sim.make_env(cfg.sim, **kwargs)
     if cfg.noise and cfg.noise_share > 0 and cfg.noise_amplitude_per_m > 0:
         try:
@@ -304,7 +323,12 @@ def record_episode(
         "driver": "expert",
         "record_seed": cfg.seed,
     }
-    with ep.EpisodeWriter(cfg.out, meta) as writer:
+    views = ViewColumns(cfg.recovery_views) if cfg.recovery_views else None
+    if views is not None:
+        meta |= recovery_metadata(env)
+    with ep.EpisodeWriter(
+        cfg.out, meta, views.columns if views else None, views=cfg.recovery_views
+    ) as writer:
         log = run_episode(
             env,
             expert,
@@ -316,6 +340,7 @@ def record_episode(
             writer=writer,
             should_stop=should_stop,
             on_step=on_step,
+            step_views=views,
         )
     t = log.columns[ep.T_S]
     return {
@@ -406,6 +431,8 @@ def dataset_info(cfg: RecordConfig) -> ep.DatasetInfo:
     rate come from its contract properties.
     """
     towns, weathers = resolve_names(cfg)
+    for town in towns[1:] if cfg.recovery_views else ():  # the views' lane check is per town
+        make_env(cfg, town, weathers[0]).close()
     env = make_env(cfg, towns[0], weathers[0])
     try:
         camera, rate_hz = env.unwrapped.camera, env.unwrapped.control_rate_hz

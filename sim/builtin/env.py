@@ -131,7 +131,8 @@ class BuiltinEnvConfig:
     vehicle: VehicleParams = field(default_factory=VehicleParams)
     """Constants of the car."""
     recovery: RecoveryViews = field(default_factory=RecoveryViews)
-    """Extra camera views from shifted poses with the expert's labels (info only; 0 = off)."""
+    """Extra camera views from shifted poses with the expert's labels (info only; 0 = off;
+    a dict of its fields is accepted)."""
 
     def __post_init__(self) -> None:
         get_town(self.town)
@@ -176,6 +177,8 @@ class BuiltinEnvConfig:
             raise EnvConfigError(f"supersample must be 1, 2, 3 or 4, got {self.supersample}")
         if not 0.03 <= self.texture_res_m <= 0.5:
             raise EnvConfigError(f"texture_res_m must be in [0.03, 0.5], got {self.texture_res_m}")
+        if isinstance(self.recovery, dict):  # the plain form other packages pass
+            object.__setattr__(self, "recovery", RecoveryViews(**self.recovery))
         if not isinstance(self.recovery, RecoveryViews):
             raise EnvConfigError(f"recovery must be a RecoveryViews, got {self.recovery!r}")
         half = 0.5 * get_town(self.town).lane_width_m[0]
