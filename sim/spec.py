@@ -120,13 +120,14 @@ ALL_INFO_KEYS: tuple[str, ...] = (
 )
 """Every key the info dict carries on every step (reset and step) of every simulator."""
 
-INFO_RECOVERY_IMAGES = "recovery_images"
+# Optional info keys (not in ALL_INFO_KEYS; not INFO_* because those are on every step).
+RECOVERY_IMAGES = "recovery_images"
 """Recovery views (builtin only, present only when they are on): uint8 (K, H, W, 3) RGB frames
 of the camera from poses beside the car's (``sim/builtin/recovery.py``)."""
-INFO_RECOVERY_OFFSETS = "recovery_offsets"
+RECOVERY_OFFSETS = "recovery_offsets"
 """float64 (K, 2) pose offset of each recovery view from the car: lateral m (+ = left, along
 the lane normal), yaw rad (+ = left)."""
-INFO_RECOVERY_LABELS = "recovery_labels"
+RECOVERY_LABELS = "recovery_labels"
 """float64 (K,) the expert's curvature command at each recovery view's pose, 1/m (+ = left)."""
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Recovery views in the episode format: extra frames per step with their pose offset and label.
 
 An episode recorded with ``K`` recovery views (``tools/record.py --recovery-views K``, the
-builtin simulator's ``sim.spec.INFO_RECOVERY_*``) adds to the ordinary layout::
+builtin simulator's ``sim.spec.RECOVERY_*``) adds to the ordinary layout::
 
     episode_000042/
         frames/000000.jpg ...             view 0: the car's own camera (as always)
@@ -22,9 +22,11 @@ columns).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from driving.data.errors import EpisodeFormatError
 from driving.data.format import CURVATURE_EXPERT, EPISODE_FILE, frame_name
@@ -143,3 +145,43 @@ def check_writer_views(
     if missing:
         raise ValueError(f"{views} recovery views need the extra columns {missing}")
     return views
+
+
+def add_recovery_windows(
+    episodes: Sequence[Any], index: np.ndarray, share: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Adds windows of recovery views so that they make ``share`` of all windows.
+
+    Every window of the car's camera stays; ``round(share / (1 - share) * N)`` more are drawn
+    (reproducibly for ``seed``) among the windows of episodes that have views, each with one
+    of its episode's views 1..K for the whole window.
+
+    Args:
+        episodes: The episodes (each with ``views``).
+        index: int (N, 2) (episode, first step) of the car's windows.
+        share: Share of recovery windows in [0, 1).
+        seed: Seed of the draw.
+
+    Returns:
+        (index (N + M, 2), view (N + M,)): the car's windows (view 0) then the recovery ones.
+
+    Raises:
+        ValueError: If ``share > 0`` and no window's episode has recovery views.
+    """
+    n = len(index)
+    view = np.zeros(n, np.int64)
+    if share <= 0 or n == 0:
+        return index, view
+    counts = np.array([episodes[int(k)].views for k in index[:, 0]], np.int64)  # (N,)
+    candidates = np.flatnonzero(counts > 0)
+    if candidates.size == 0:
+        names = sorted({str(episodes[int(k)].path.parent.parent) for k in index[:, 0]})
+        raise ValueError(
+            f"recovery_share={share} but no episode of {names} has recovery views "
+            "(record them with tools/record.py --recovery-views K)"
+        )
+    m = round(share / (1.0 - share) * n)
+    rng = np.random.default_rng([int(seed), 0x5EC0])
+    pick = candidates[rng.integers(0, candidates.size, size=m)]
+    views = 1 + (rng.random(m) * counts[pick]).astype(np.int64)  # uniform in 1..K
+    return np.concatenate([index, index[pick]]), np.concatenate([view, views])

@@ -1,7 +1,7 @@
 """Recording the builtin simulator's recovery views (``--recovery-views K``).
 
 The env renders them (``sim/builtin/recovery.py``) and hands them over in its info
-(``sim.spec.INFO_RECOVERY_*``); here they become per-step columns and frames of the episode
+(``sim.spec.RECOVERY_*``); here they become per-step columns and frames of the episode
 format (:mod:`driving.data.views`). Only the builtin simulator has them.
 """
 
@@ -51,9 +51,9 @@ class ViewColumns:
     def __call__(self, info: Mapping[str, Any]) -> tuple[dict[str, float], np.ndarray]:
         """``({column: value}, uint8 (K, H, W, 3))`` of one observation."""
         try:
-            images = info[spec.INFO_RECOVERY_IMAGES]  # (K, H, W, 3)
-            offsets = np.asarray(info[spec.INFO_RECOVERY_OFFSETS], dtype=np.float64)  # (K, 2)
-            labels = np.asarray(info[spec.INFO_RECOVERY_LABELS], dtype=np.float64)  # (K,)
+            images = info[spec.RECOVERY_IMAGES]  # (K, H, W, 3)
+            offsets = np.asarray(info[spec.RECOVERY_OFFSETS], dtype=np.float64)  # (K, 2)
+            labels = np.asarray(info[spec.RECOVERY_LABELS], dtype=np.float64)  # (K,)
         except KeyError as e:
             raise RecoveryViewsError(f"the env's info lacks the recovery views' {e}") from None
         if offsets.shape != (self.views, 2) or labels.shape != (self.views,):
@@ -65,7 +65,8 @@ class ViewColumns:
         for k in range(self.views):
             row[lateral_column(k + 1)] = float(offsets[k, 0])
             row[yaw_column(k + 1)] = float(offsets[k, 1])
-            row[label_column(k + 1)] = float(labels[k])
+            # float32 like the drivers' actions: a zero-offset view gets the car's label exactly
+            row[label_column(k + 1)] = float(np.float32(labels[k]))
         if not all(math.isfinite(v) for v in row.values()):
             raise RecoveryViewsError(f"non-finite recovery view values {row}")
         return row, images

@@ -429,7 +429,7 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
         }
 
     def _render_recovery(self) -> dict[str, np.ndarray]:
-        """The recovery views of the current step (``sim.spec.INFO_RECOVERY_*``)."""
+        """The recovery views of the current step (``sim.spec.RECOVERY_*``)."""
         st = self.vehicle.state
         noise = self.config.image_noise_std
         views = render_views(
@@ -441,9 +441,9 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
             self._expert_law.curvature_at,
         )
         return {
-            spec.INFO_RECOVERY_IMAGES: views.images,
-            spec.INFO_RECOVERY_OFFSETS: views.offsets,
-            spec.INFO_RECOVERY_LABELS: views.labels,
+            spec.RECOVERY_IMAGES: views.images,
+            spec.RECOVERY_OFFSETS: views.offsets,
+            spec.RECOVERY_LABELS: views.labels,
         }
 
     def render(self) -> np.ndarray | None:

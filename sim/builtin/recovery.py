@@ -17,7 +17,7 @@ noise come from their own random stream seeded from the episode seed, so the car
 and trajectory are bit-identical with the views on or off.
 
 The views are privileged (the policy never sees them): they are info entries
-(``sim.spec.INFO_RECOVERY_*``), present only when the option is on.
+(``sim.spec.RECOVERY_*``), present only when the option is on.
 """
 
 from __future__ import annotations
