@@ -124,6 +124,15 @@ RESET_INFO_WORLD_FACTORS = "world_factors"
 """Reset info only, and only from a simulator asked to randomise its world (builtin
 ``randomize``): the drawn appearance, weather, geometry and camera factors of the episode, a
 plain-JSON dict. Not in :data:`ALL_INFO_KEYS`."""
+# Optional info keys (not in ALL_INFO_KEYS; not INFO_* because those are on every step).
+RECOVERY_IMAGES = "recovery_images"
+"""Recovery views (builtin only, present only when they are on): uint8 (K, H, W, 3) RGB frames
+of the camera from poses beside the car's (``sim/builtin/recovery.py``)."""
+RECOVERY_OFFSETS = "recovery_offsets"
+"""float64 (K, 2) pose offset of each recovery view from the car: lateral m (+ = left, along
+the lane normal), yaw rad (+ = left)."""
+RECOVERY_LABELS = "recovery_labels"
+"""float64 (K,) the expert's curvature command at each recovery view's pose, 1/m (+ = left)."""
 
 # ---------------------------------------------------------------------------------------------
 # Timing

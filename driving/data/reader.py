@@ -41,6 +41,7 @@ from driving.data.format import (
     read_json,
 )
 from driving.data.frames import decode_frame
+from driving.data.views import check_views, view_dir
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +121,8 @@ class Episode:
     """Unit of every column."""
     image_shape: tuple[int, int, int]
     """(H, W, 3) of every frame."""
+    views: int = 0
+    """Recovery views K besides the car's own camera (view 0; :mod:`driving.data.views`)."""
 
     def __len__(self) -> int:
         return int(self.columns[T_S].shape[0])
@@ -151,6 +154,21 @@ class Episode:
         out = np.empty((stop - start, *self.image_shape), dtype=np.uint8)
         for k, i in enumerate(range(start, stop)):
             out[k] = self.frame(i)
+        return out
+
+    def view_frame_path(self, view: int, i: int) -> Path:
+        """Path of frame ``i`` of view ``view`` (0 = the car's camera, 1..K recovery views)."""
+        if not 0 <= view <= self.views:
+            raise IndexError(f"{self.path}: no view {view} (it has recovery views 1..{self.views})")
+        return view_dir(self.path, view) / frame_name(i)
+
+    def view_frames(self, view: int, start: int, stop: int) -> np.ndarray:
+        """Decodes frames ``start..stop-1`` of view ``view``: uint8 (stop - start, H, W, 3)."""
+        if view == 0:
+            return self.frames(start, stop)
+        out = np.empty((stop - start, *self.image_shape), dtype=np.uint8)
+        for k, i in enumerate(range(start, stop)):
+            out[k] = decode_frame(self.view_frame_path(view, i), self.image_shape)
         return out
 
 
@@ -217,10 +235,12 @@ def read_episode(
             + (f"; missing {missing[:3]}" if missing else "")
             + (f"; unexpected {extra_files[:3]}" if extra_files else "")
         )
+    views = check_views(path, meta, header, n)
     units = {c.name: c.unit for c in COLUMNS} | {k: str(v) for k, v in extra.items()}
-    episode = Episode(path, int(m.group(1)), meta, columns, units, info.image_shape)
+    episode = Episode(path, int(m.group(1)), meta, columns, units, info.image_shape, views)
     for i in range(n) if check_frames else {0, n - 1}:
-        episode.frame(i)
+        for view in range(views + 1):
+            decode_frame(episode.view_frame_path(view, i), info.image_shape)
     return episode
 
 

@@ -33,6 +33,7 @@ from driving.data.format import (
 )
 from driving.data.frames import decode_frame
 from driving.data.lock import EpisodeLock, try_lock
+from driving.data.views import drop_stray_view_frames
 from driving.data.writer import STAGING_PREFIX, finalise
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ def _salvage_locked(path: Path, index: int, shape: tuple, lock: EpisodeLock | No
     for name in os.listdir(path / FRAMES_DIR):
         if not (name.endswith(".jpg") and name[:-4].isdigit() and int(name[:-4]) < n):
             (path / FRAMES_DIR / name).unlink()
+    drop_stray_view_frames(path, meta, n)
     meta.update(status="complete", outcome="salvaged", num_steps=n)
     declared = meta.get("extra_columns")
     declared = dict(declared) if isinstance(declared, dict) else {}

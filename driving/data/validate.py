@@ -11,9 +11,11 @@ non-integer indices, flags other than 0/1), :func:`validate_dataset` checks:
   strings, units of the extra columns strings;
 * ``steps.csv``: time strictly increasing with steps of at most :attr:`Bounds.max_step_dt_s`,
   and every base column within its physical bounds (:class:`Bounds`);
-* every frame (``frames="structure"``): a regular file with a sound JPEG structure and, for
-  frames that carry one, a matching checksum (:mod:`driving.data.frames`); with
-  ``frames="decode"`` it is also decoded and its size checked.
+* recovery views (:mod:`driving.data.views`): their labels within the curvature bound;
+* every frame, the recovery views' too (``frames="structure"``): a regular file with a sound
+  JPEG structure and, for frames that carry one, a matching checksum
+  (:mod:`driving.data.frames`); with ``frames="decode"`` it is also decoded and its size
+  checked.
 
 Every problem is an :class:`~driving.data.errors.InvalidDataError` (an ``EpisodeFormatError``)
 naming the file and the field or row.
@@ -33,6 +35,7 @@ from driving.data import format as F
 from driving.data.errors import EpisodeFormatError, InvalidDataError
 from driving.data.frames import check_jpeg, decode_jpeg, read_frame_bytes
 from driving.data.reader import Episode, check_same_camera, read_episode
+from driving.data.views import label_column
 
 FrameCheck = Literal["decode", "structure", "exist"]
 
@@ -145,9 +148,20 @@ def validate_episode(
         i = int(bad[0]) + 1
         problem = "goes backwards or stands still" if dt[i - 1] <= 0 else "jumps"
         raise InvalidDataError(steps, f"time {problem} ({dt[i - 1]:+g} s)", F.T_S, i)
+    k = bounds.max_abs_curvature_per_m
+    for view in range(1, episode.views + 1):  # recovery views: labels bounded like the car's
+        v = episode.columns[label_column(view)]
+        bad = np.flatnonzero(np.abs(v) > k)
+        if bad.size:
+            raise InvalidDataError(
+                steps, f"{float(v[bad[0]])!r} is outside [{-k:g}, {k:g}]", label_column(view),
+                int(bad[0]),
+            )  # fmt: skip
     if frames != "exist":
-        for i in range(len(episode)):
-            check_frame(episode.frame_path(i), episode.image_shape, decode=frames == "decode")
+        for view in range(episode.views + 1):
+            for i in range(len(episode)):
+                path = episode.view_frame_path(view, i)
+                check_frame(path, episode.image_shape, decode=frames == "decode")
 
 
 def check_frame(path: Path, image_shape: tuple[int, int, int], decode: bool = True) -> None:

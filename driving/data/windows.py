@@ -36,6 +36,7 @@ from driving.data.episodes import (
     InvalidDataError,
     load_episodes,
 )
+from driving.data.views import add_recovery_windows, label_column
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,11 @@ class WindowConfig:
     """Each step of a window advances 1 to this many recorded steps, drawn per step from torch's
     global generator, so the windows sample the recording at irregular, longer periods (the
     ``rate`` suite's lower rates and jittered frames); 1 = consecutive steps, nothing drawn."""
+    recovery_share: float = 0.0
+    """Share of the windows taken from a recovery view (:mod:`driving.data.views`), in [0, 1):
+    the whole window from one view, its frames and labels; 0 = the car's camera only."""
+    recovery_seed: int = 0
+    """Seed of the choice of the recovery windows and their views."""
 
     def __post_init__(self) -> None:
         if self.window_steps < 1:
@@ -68,6 +74,8 @@ class WindowConfig:
             math.isfinite(self.weight_alpha_m) and self.weight_alpha_m >= 0
         ):
             raise ValueError(f"weight_alpha_m must be >= 0 or None, got {self.weight_alpha_m}")
+        if not 0.0 <= self.recovery_share < 1.0:
+            raise ValueError(f"recovery_share must be in [0, 1), got {self.recovery_share}")
 
 
 class WindowDataset(Dataset):
@@ -108,6 +116,11 @@ class WindowDataset(Dataset):
             s = np.arange(0, n - span + 1, stride)
             starts.append(np.stack([np.full_like(s, k), s], axis=1))
         self.index = np.concatenate(starts) if starts else np.zeros((0, 2), np.int64)  # (N, 2)
+        self.view = np.zeros(len(self.index), np.int64)  # (N,) 0 = the car's own camera
+        if self.config.recovery_share > 0:
+            self.index, self.view = add_recovery_windows(
+                self.episodes, self.index, self.config.recovery_share, self.config.recovery_seed
+            )
         shapes = {e.image_shape for e in self.episodes}
         if len(shapes) > 1:
             raise ValueError(f"episodes have different frame shapes: {sorted(shapes)}")
@@ -136,18 +149,20 @@ class WindowDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         k, s = (int(v) for v in self.index[i])
-        e = self.episodes[k]
+        e, view = self.episodes[k], int(self.view[i])
         T, skip_max = self.config.window_steps, self.config.step_skip_max
         if skip_max == 1:
             steps = np.arange(s, s + T)  # (T,) recorded step of each window step
-            frames = e.frames(s, s + T)
+            frames = e.view_frames(view, s, s + T) if view else e.frames(s, s + T)
         else:
             skips = torch.randint(1, skip_max + 1, (T - 1,)).numpy()
             steps = s + np.concatenate([[0], np.cumsum(skips)])
-            frames = e.frames(s, int(steps[-1]) + 1)[steps - s]
+            stop = int(steps[-1]) + 1
+            frames = (e.view_frames(view, s, stop) if view else e.frames(s, stop))[steps - s]
         t = e.columns[T_S][steps]
         dt = np.concatenate([self._dt[k][s : s + 1], np.diff(t).astype(np.float32)])
-        label = e.columns[self.config.label][steps].astype(np.float32)
+        label_name = label_column(view, self.config.label)
+        label = e.columns[label_name][steps].astype(np.float32)
         alpha = self.config.weight_alpha_m
         weight = np.exp(alpha * np.abs(label)) if alpha else np.ones_like(label)
         return {
@@ -166,7 +181,8 @@ class WindowDataset(Dataset):
         T = self.config.window_steps
         out = np.empty(len(self))
         for j, (k, s) in enumerate(self.index):
-            y = self.episodes[k].columns[self.config.label][s : s + T]
+            name = label_column(int(self.view[j]), self.config.label)
+            y = self.episodes[k].columns[name][s : s + T]
             out[j] = np.exp(alpha_m * np.abs(y)).mean()
         return out
 

@@ -37,6 +37,7 @@ from driving.data.format import (
 )
 from driving.data.frames import encode_frame
 from driving.data.lock import EpisodeLock
+from driving.data.views import check_writer_views, view_dir
 
 STAGING_PREFIX = ".new-episode-"
 """A writer prepares its locked folder as ``episodes/.new-episode-XXXX`` before naming it."""
@@ -137,6 +138,9 @@ class EpisodeWriter:
         extra_columns: Additional per-step columns, ``{name: unit}``, after the base ones
             (rollouts: ``curvature_pred``, ``neuron_000`` ...).
         fsync: Fsync every file before the rename (turn off only in tests of speed).
+        views: Recovery views per step (:mod:`driving.data.views`; 0 = none): each
+            :meth:`write_step` then takes their frames, and ``metadata`` must hold their
+            settings under ``"recovery"`` and ``extra_columns`` their columns.
     """
 
     def __init__(
@@ -145,6 +149,7 @@ class EpisodeWriter:
         metadata: Mapping[str, Any] | None = None,
         extra_columns: Mapping[str, str] | None = None,
         fsync: bool = True,
+        views: int = 0,
     ) -> None:
         self.root = Path(root)
         self.info = read_info(self.root)
@@ -157,7 +162,10 @@ class EpisodeWriter:
                 raise ValueError(f"extra column name {name!r} must be an identifier")
         self.columns = (*BASE_COLUMN_NAMES, *self.extra_columns)
         self.fsync = fsync
+        self.views = check_writer_views(views, metadata, self.extra_columns)
         self.index, self.path, self._lock = _allocate_episode(self.root)
+        for k in range(1, self.views + 1):
+            view_dir(self.path, k).mkdir(parents=True)
         self.final_path = episode_dir(self.root, self.index)
         self.metadata: dict[str, Any] = {
             "episode_index": self.index,
@@ -174,12 +182,15 @@ class EpisodeWriter:
         self.finished = False
         self._sync = _BackgroundSync() if fsync else None
 
-    def write_step(self, image: np.ndarray, row: Mapping[str, Any]) -> None:
-        """Appends one step: its RGB frame, then its CSV row (flushed).
+    def write_step(
+        self, image: np.ndarray, row: Mapping[str, Any], views: np.ndarray | None = None
+    ) -> None:
+        """Appends one step: its RGB frame (after its views' frames), then its CSV row (flushed).
 
         Args:
             image: uint8 (H, W, 3) RGB frame of the dataset's camera size.
             row: A value for every column except ``frame_index`` (filled in here).
+            views: uint8 (K, H, W, 3) frames of the K recovery views (only with ``views=K``).
 
         Raises:
             ValueError: If the image has the wrong shape or dtype, a column is missing or
@@ -207,15 +218,22 @@ class EpisodeWriter:
                 values.append(_format_value(row[name]))
             except (TypeError, ValueError) as e:
                 raise ValueError(f"column {name!r}: bad value {row[name]!r} ({e})") from e
-        try:
-            data = encode_frame(image, self.info.jpeg_quality)
-        except RuntimeError as e:
-            raise RuntimeError(f"JPEG encoding failed for step {self.num_steps}") from e
-        frame_path = self.path / FRAMES_DIR / frame_name(self.num_steps)
-        with open(frame_path, "wb") as f:
-            f.write(data)
-        if self._sync is not None:
-            self._sync.submit(frame_path)
+        if self.views or views is not None:
+            expected_shape = (self.views, *self.info.image_shape)
+            if views is None or views.dtype != np.uint8 or views.shape != expected_shape:
+                got = None if views is None else (views.dtype, views.shape)
+                raise ValueError(f"recovery view frames must be uint8 {expected_shape}, got {got}")
+        images = [(view_dir(self.path, k + 1), views[k]) for k in range(self.views)]
+        for folder, frame in (*images, (self.path / FRAMES_DIR, image)):
+            try:
+                data = encode_frame(frame, self.info.jpeg_quality)
+            except RuntimeError as e:
+                raise RuntimeError(f"JPEG encoding failed for step {self.num_steps}") from e
+            frame_path = folder / frame_name(self.num_steps)
+            with open(frame_path, "wb") as f:
+                f.write(data)
+            if self._sync is not None:
+                self._sync.submit(frame_path)
         self._csv_file.write(",".join(values) + "\n")
         self._csv_file.flush()
         self.num_steps += 1

@@ -387,12 +387,13 @@ def build_suite(
                 s.train_weathers,
                 n,
                 length_m,
+                first,
                 **{_CAMERA_FIELDS[what]: shift},
             )
         ]
     if name == "randomized":
         return _routes(
-            name, "randomized", s.train_towns, s.train_weathers, n, length_m, randomize=True
+            name, "randomized", s.train_towns, s.train_weathers, n, length_m, first, randomize=True
         )
     # rate
     conditions = [(f"{hz:g} Hz", hz, 0.0) for hz in RATES_HZ]

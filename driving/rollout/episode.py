@@ -140,6 +140,7 @@ def run_episode(
     step_columns: Callable[[Any], Mapping[str, float]] | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    step_views: Callable[[Mapping[str, Any]], tuple[Mapping[str, float], np.ndarray]] | None = None,
 ) -> EpisodeLog:
     """Drives one episode with ``driver`` and logs (and optionally writes) every step.
 
@@ -163,6 +164,9 @@ def run_episode(
             the new state (neuron states for rollouts).
         should_stop: Polled every step; True ends the episode cleanly (outcome ``stopped``).
         on_step: ``f(steps_done, progress_m)`` called after every step (progress bars).
+        step_views: ``f(info) -> ({column: value}, uint8 (K, H, W, 3) frames)``, the
+            recovery views of each observation's info (:mod:`driving.rollout.recovery`):
+            their columns join the row and their frames go to ``writer.write_step``.
 
     Returns:
         The :class:`EpisodeLog`; ``path`` is the finished folder when ``writer`` was given.
@@ -209,6 +213,9 @@ def run_episode(
             if step_columns is not None:
                 row.update({k: float(v) for k, v in step_columns(state).items()})
             image = obs["image"]
+            views = step_views(info) if step_views is not None else None
+            if views is not None:
+                row.update(views[0])
             step_action = np.asarray([command], dtype=np.float32)
             obs, _reward, terminated, truncated, info = env.step(step_action)
             row[CURVATURE_APPLIED] = float(_info(info, spec.INFO_CURVATURE_APPLIED))
@@ -216,7 +223,9 @@ def run_episode(
             row[INTERVENTION] = bool(_info(info, spec.INFO_INTERVENTION))
             row[COLLISION] = bool(_info(info, spec.INFO_COLLISION))
             rows.append(row)
-            if writer is not None:
+            if writer is not None and views is not None:
+                writer.write_step(image, row, views[1])
+            elif writer is not None:
                 writer.write_step(image, row)
             if on_step is not None:
                 on_step(len(rows), float(_info(info, spec.INFO_PROGRESS_M)))

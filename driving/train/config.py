@@ -92,6 +92,9 @@ class TrainConfig:
     differ from what out/last was trained on (by default that is refused)."""
     tensorboard: bool = True
     """Write TensorBoard scalars to out/tb."""
+    recovery_share: float = 0.0
+    """Share of training windows taken from recorded recovery views (whole windows of one
+    view, with its labels), in [0, 1); validation uses the car's camera only; 0 = off."""
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "window_steps", "stride_steps", "val_every")
@@ -115,6 +118,12 @@ class TrainConfig:
             raise TrainConfigError(f"weight_alpha_m must be >= 0, got {self.weight_alpha_m}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise TrainConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if not 0.0 <= self.recovery_share < 1.0:
+            raise TrainConfigError(f"recovery_share must be in [0, 1), got {self.recovery_share}")
+        if self.recovery_share > 0 and self.label != CURVATURE_EXPERT:
+            raise TrainConfigError(
+                f"recovery views carry only the {CURVATURE_EXPERT!r} label, not {self.label!r}"
+            )
         if self.threads is not None and self.threads < 1:
             raise TrainConfigError(f"threads must be >= 1, got {self.threads}")
 

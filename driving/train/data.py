@@ -40,12 +40,24 @@ class CachedEpisode(Episode):
     cache: np.ndarray | None = field(default=None, repr=False)
     digest: str = ""
     """BLAKE2b of the episode's meta, columns and decoded frames (hex)."""
+    view_cache: list[np.ndarray] = field(default_factory=list, repr=False)
+    """The recovery views' frames when loaded with ``views=True``: K of uint8 (N, H, W, 3)."""
 
     @classmethod
-    def load(cls, episode: Episode) -> CachedEpisode:
-        """Decodes every frame of ``episode`` into memory and hashes its content."""
+    def load(cls, episode: Episode, views: bool = False) -> CachedEpisode:
+        """Decodes every frame of ``episode`` into memory and hashes its content.
+
+        Args:
+            episode: The episode.
+            views: Decode (and hash) its recovery views' frames too (``--recovery-share``).
+        """
         base = {f.name: getattr(episode, f.name) for f in dataclasses.fields(Episode)}
         cache = episode.frames(0, len(episode))
+        view_cache = (
+            [episode.view_frames(k, 0, len(episode)) for k in range(1, episode.views + 1)]
+            if views
+            else []
+        )
         h = hashlib.blake2b(digest_size=16)
         h.update(json.dumps(episode.meta, sort_keys=True, default=str).encode())
         for name in sorted(episode.columns):
@@ -53,12 +65,22 @@ class CachedEpisode(Episode):
             h.update(f"{name}:{column.dtype}:{column.shape}".encode())
             h.update(column.tobytes())
         h.update(np.ascontiguousarray(cache).data)  # hashlib releases the GIL for this
-        return cls(**base, cache=cache, digest=h.hexdigest())
+        for frames in view_cache:
+            h.update(np.ascontiguousarray(frames).data)
+        return cls(**base, cache=cache, digest=h.hexdigest(), view_cache=view_cache)
 
     def frames(self, start: int, stop: int) -> np.ndarray:
         """Frames ``start..stop-1`` from memory: uint8 (stop - start, H, W, 3) RGB (a view)."""
         assert self.cache is not None
         return self.cache[start:stop]
+
+    def view_frames(self, view: int, start: int, stop: int) -> np.ndarray:
+        """Frames of view ``view`` from memory (0 = the car's; loaded with ``views=True``)."""
+        if view == 0:
+            return self.frames(start, stop)
+        if not self.view_cache:
+            raise RuntimeError(f"{self.path}: recovery views not loaded (load(views=True))")
+        return self.view_cache[view - 1][start:stop]
 
 
 def split_episodes(
@@ -70,6 +92,20 @@ def split_episodes(
     if not train:
         raise TrainConfigError(f"no training episodes left in {[str(p) for p in cfg.data]}")
     return train, val, town_val
+
+
+def check_recovery_data(train: list[Episode], cfg: TrainConfig) -> None:
+    """Refuses ``--recovery-share`` > 0 when no training episode has recovery views.
+
+    Raises:
+        TrainConfigError: Naming the datasets.
+    """
+    if cfg.recovery_share > 0 and not any(e.views for e in train):
+        raise TrainConfigError(
+            f"--recovery-share {cfg.recovery_share}: no training episode of "
+            f"{[str(p) for p in cfg.data]} has recovery views (record them with "
+            "tools/record.py --recovery-views K)"
+        )
 
 
 def check_data_fits_policy(cfg: TrainConfig) -> dict[str, Any]:

@@ -53,6 +53,7 @@ from driving.train.data import (
     CachedEpisode,
     batch_indices,
     check_data_fits_policy,
+    check_recovery_data,
     make_batch,
     split_episodes,
     split_fingerprint,
@@ -171,8 +172,10 @@ def _train(cfg: TrainConfig) -> Path:
     camera = check_data_fits_policy(cfg)
     episodes = load_valid_episodes(cfg.data)  # every data check up front, each naming its file
     train_eps, val_eps, town_eps = split_episodes(episodes, cfg)
+    check_recovery_data(train_eps, cfg)
+    views = [cfg.recovery_share > 0] * len(train_eps) + [False] * (len(val_eps) + len(town_eps))
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # cv2 frees the GIL
-        cached = list(pool.map(CachedEpisode.load, (*train_eps, *val_eps, *town_eps)))
+        cached = list(pool.map(CachedEpisode.load, (*train_eps, *val_eps, *town_eps), views))
     train_eps = cached[: len(train_eps)]
     val_eps = cached[len(train_eps) : len(train_eps) + len(val_eps)]
     town_eps = cached[len(train_eps) + len(val_eps) :]
@@ -182,7 +185,11 @@ def _train(cfg: TrainConfig) -> Path:
     wcfg = WindowConfig(
         cfg.window_steps, cfg.stride_steps, cfg.label, cfg.weight_alpha_m, cfg.step_skip_max
     )
-    vcfg = dataclasses.replace(wcfg, stride_steps=cfg.window_steps, step_skip_max=1)
+    if cfg.recovery_share > 0:
+        wcfg = dataclasses.replace(wcfg, recovery_share=cfg.recovery_share, recovery_seed=cfg.seed)
+    vcfg = dataclasses.replace(
+        wcfg, stride_steps=cfg.window_steps, step_skip_max=1, recovery_share=0.0
+    )
     train_set = WindowDataset(train_eps, wcfg)
     if len(train_set) == 0:
         span = (cfg.window_steps - 1) * cfg.step_skip_max + 1

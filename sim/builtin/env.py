@@ -64,6 +64,7 @@ from sim.builtin.randomize import (
     car_limit_radius_m,
     draw_world,
 )
+from sim.builtin.recovery import OffsetSchedule, RecoveryViews, render_views
 from sim.builtin.render import VIEW_DISTANCE_M, Renderer
 from sim.builtin.roads import Road, generate_road
 from sim.builtin.texture import GroundTexture
@@ -141,6 +142,9 @@ class BuiltinEnvConfig:
     randomize: DomainRandomization | None = None
     """Redraw the world's factors at every reset from this training town and weather
     (``sim.builtin.randomize``; a mapping of its fields or True is accepted); None = off."""
+    recovery: RecoveryViews = field(default_factory=RecoveryViews)
+    """Extra camera views from shifted poses with the expert's labels (info only; 0 = off;
+    a dict of its fields is accepted)."""
 
     def __post_init__(self) -> None:
         get_town(self.town)
@@ -198,6 +202,12 @@ class BuiltinEnvConfig:
                 raise EnvConfigError(
                     f"randomize.min_bend_radius_m starts below this car's limit of {limit:.2f} m"
                 )
+        if isinstance(self.recovery, dict):  # the plain form other packages pass
+            object.__setattr__(self, "recovery", RecoveryViews(**self.recovery))
+        if not isinstance(self.recovery, RecoveryViews):
+            raise EnvConfigError(f"recovery must be a RecoveryViews, got {self.recovery!r}")
+        half = 0.5 * get_town(self.town).lane_width_m[0]
+        self.recovery.check_lane(half, f"town {self.town!r}")
 
     @property
     def dt_s(self) -> float:
@@ -254,6 +264,9 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
         self._renderer: Renderer | None = None
         self._road_cache: tuple | None = None
         self._last_image: np.ndarray | None = None
+        self._recovery: OffsetSchedule | None = None
+        self._recovery_info: dict[str, np.ndarray] = {}
+        self._expert_law = PurePursuitExpert(self)
         self._episode_over = True
         self._closed = False
 
@@ -329,6 +342,8 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
             backdrop=self.town.theme.backdrop,
             backdrop_seed=_stable_id(cfg.town),
         )
+        if cfg.recovery.views:
+            self._recovery = OffsetSchedule(cfg.recovery, self.road_seed)
         self.route_start_s = START_S_M
         self.route_end_s = START_S_M + cfg.route_length_m
         self.max_time_s = (
@@ -424,6 +439,8 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
             self.np_random if use_rng else None,
         )
         self._last_image = image
+        if self._recovery is not None:
+            self._recovery_info = self._render_recovery()
         return {
             spec.IMAGE: image,
             spec.SPEED_MPS: np.array([st.speed_mps], dtype=np.float32),
@@ -449,6 +466,25 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
             "target_speed_mps": self.target_speed_mps,
             "steer_rad": st.steer_rad,
             "road_seed": self.road_seed,
+            **self._recovery_info,
+        }
+
+    def _render_recovery(self) -> dict[str, np.ndarray]:
+        """The recovery views of the current step (``sim.spec.RECOVERY_*``)."""
+        st = self.vehicle.state
+        noise = self.config.image_noise_std
+        views = render_views(
+            self._recovery,
+            self.t_s,
+            (st.x_m, st.y_m, st.yaw_rad),
+            st.yaw_rad - self._heading_error,
+            lambda x, y, yaw, rng: self._renderer.render(x, y, yaw, self._s, noise, rng),
+            self._expert_law.curvature_at,
+        )
+        return {
+            spec.RECOVERY_IMAGES: views.images,
+            spec.RECOVERY_OFFSETS: views.offsets,
+            spec.RECOVERY_LABELS: views.labels,
         }
 
     def render(self) -> np.ndarray | None:

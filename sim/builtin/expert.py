@@ -74,30 +74,71 @@ class PurePursuitExpert:
 
     def curvature(self) -> float:
         """The expert's curvature command for the env's current state, 1/m."""
-        env, cfg = self.env, self.config
-        st = env.vehicle.state
-        road = env.road
-        if road is None:
+        st = self.env.vehicle.state
+        return self.curvature_at(st.x_m, st.y_m, st.yaw_rad)
+
+    def curvature_at(self, x_m: float, y_m: float, yaw_rad: float) -> float:
+        """The expert's command if the car stood at pose (x, y, yaw), 1/m.
+
+        The car's speed and steering angle are the real ones; only the pose differs. The
+        recovery views (:mod:`sim.builtin.recovery`) label their shifted poses with it, and
+        :meth:`curvature` is it at the true pose.
+        """
+        env = self.env
+        if env.road is None:
             raise RuntimeError("the expert needs a road: call env.reset() first")
-        v = st.speed_mps
-        # predicted pose after the actuator lag, on the current curvature
-        d = v * cfg.lag_s
-        k_now = math.tan(st.steer_rad) / env.vehicle.params.wheelbase_m
-        yaw = st.yaw_rad + k_now * d
-        x = st.x_m + d * math.cos(st.yaw_rad + 0.5 * k_now * d)
-        y = st.y_m + d * math.sin(st.yaw_rad + 0.5 * k_now * d)
-        _, s, _, _, _ = road.project(x, y, env.road_index)
-        ld = min(
-            max(cfg.lookahead_min_m + cfg.lookahead_gain_s * v, cfg.lookahead_min_m),
-            cfg.lookahead_max_m,
+        st = env.vehicle.state
+        return pursuit_curvature(
+            env.road,
+            env.road_index,
+            env.lane_offset_m,
+            (x_m, y_m, yaw_rad),
+            st.speed_mps,
+            math.tan(st.steer_rad) / env.vehicle.params.wheelbase_m,
+            self.config,
         )
-        tx, ty, _ = road.locate_scalar(s + ld, env.lane_offset_m)
-        dx, dy = tx - x, ty - y
-        c, sn = math.cos(yaw), math.sin(yaw)
-        xl = c * dx + sn * dy
-        yl = -sn * dx + c * dy
-        return 2.0 * yl / max(xl * xl + yl * yl, 1e-6)
 
     def act(self, obs: Any, state: Any) -> tuple[np.ndarray, None]:
         """Returns the curvature command (float32 (1,), 1/m) and ``None`` as state."""
         return np.array([self.curvature()], dtype=np.float32), None
+
+
+def pursuit_curvature(
+    road: Road,
+    road_index: int,
+    lane_offset_m: float,
+    pose: tuple[float, float, float],
+    speed_mps: float,
+    curvature_now_per_m: float,
+    config: ExpertConfig,
+) -> float:
+    """The expert's control law: pure-pursuit curvature from a pose, 1/m (+ = left).
+
+    Args:
+        road: The road.
+        road_index: Search hint for the projection on the road (the car's last index).
+        lane_offset_m: Lateral offset of the driven lane's centre from the centreline, m.
+        pose: (x_m, y_m, yaw_rad) of the rear axle centre, world frame.
+        speed_mps: Forward speed, m/s.
+        curvature_now_per_m: Curvature of the current steering angle, 1/m (lag prediction).
+        config: The gains.
+    """
+    x0, y0, yaw0 = pose
+    v, cfg = speed_mps, config
+    # predicted pose after the actuator lag, on the current curvature
+    d = v * cfg.lag_s
+    k_now = curvature_now_per_m
+    yaw = yaw0 + k_now * d
+    x = x0 + d * math.cos(yaw0 + 0.5 * k_now * d)
+    y = y0 + d * math.sin(yaw0 + 0.5 * k_now * d)
+    _, s, _, _, _ = road.project(x, y, road_index)
+    ld = min(
+        max(cfg.lookahead_min_m + cfg.lookahead_gain_s * v, cfg.lookahead_min_m),
+        cfg.lookahead_max_m,
+    )
+    tx, ty, _ = road.locate_scalar(s + ld, lane_offset_m)
+    dx, dy = tx - x, ty - y
+    c, sn = math.cos(yaw), math.sin(yaw)
+    xl = c * dx + sn * dy
+    yl = -sn * dx + c * dy
+    return 2.0 * yl / max(xl * xl + yl * yl, 1e-6)
