@@ -12,9 +12,10 @@ options, the suite, every checkpoint (loaded once here) and its training camera 
 env's (a probe env), and the output folder (:mod:`driving.evaluate.run_folder`: a folder of
 another run is refused unless ``overwrite``; the same run is resumed). The episodes then run
 through :mod:`driving.rollout.runner` (here, in worker processes that die with this one, or on
-Ray); each finished episode is kept at once, and ``metrics.json`` (schema:
-:mod:`driving.evaluate.report`), ``report.md`` and the plots are built from what finished, also
-after Ctrl-C or SIGTERM (which let the episodes in flight finish).
+Ray; ``runtime`` onnx / onnx-int8 drives the checkpoints' ONNX exports through onnxruntime,
+:mod:`driving.evaluate.runtime`); each finished episode is kept at once, and ``metrics.json``
+(schema: :mod:`driving.evaluate.report`), ``report.md`` and the plots are built from what
+finished, also after Ctrl-C or SIGTERM (which let the episodes in flight finish).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from driving.evaluate.run_folder import (
     checkpoint_digest,
     rollout_root,
 )
+from driving.evaluate.runtime import RUNTIMES, Runtime, onnx_file, staged_exports
 from driving.evaluate.suites import CARLA_SUITES, SUITES, SuiteName, build_suite
 from driving.rollout.policies import check_camera, load_driving_policy
 from driving.rollout.runner import RunnerConfig, RunReport, import_ray, run_tasks
@@ -88,6 +90,10 @@ class EvalConfig:
     route_set: Literal["test", "dev"] = "test"
     """test: the reported route seeds (7001, ...); dev: the same suite on development roads
     (9001, ...) for choosing a recipe; metrics.json, run.json and the report say which."""
+    runtime: Runtime = "torch"
+    """What drives the checkpoints: eager torch, or their ONNX export through onnxruntime
+    (onnx: float32; onnx-int8: the conv head in int8), exported and checked against torch once
+    into ``out/onnx/`` before any episode runs (driving/evaluate/runtime.py)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checkpoint", tuple(Path(c) for c in self.checkpoint))
@@ -107,6 +113,10 @@ class EvalConfig:
             )
         if self.ray is not None and self.workers != 1:
             raise EvalError("--ray and --workers are alternatives; give one of them")
+        if self.runtime not in RUNTIMES:
+            raise EvalError(
+                f"unknown runtime {self.runtime!r}; choose one of {', '.join(RUNTIMES)}"
+            )
         if self.torch_threads < 1:
             raise EvalError(f"torch_threads must be >= 1, got {self.torch_threads}")
         for ck in self.checkpoint:
@@ -189,7 +199,7 @@ def plan_jobs(cfg: EvalConfig) -> tuple[list[EpisodeJob], list[dict[str, Any]]]:
     )
     names = model_names(cfg.checkpoint)
     models = [{"name": EXPERT, "checkpoint": None}] + [
-        {"name": n, "checkpoint": str(Path(c).resolve())}
+        {"name": n, "checkpoint": str(Path(c).resolve()), "runtime": cfg.runtime}
         for n, c in zip(names, cfg.checkpoint, strict=True)
     ]
     sim_kwargs = {"host": cfg.host, "port": cfg.port} if cfg.sim == "carla" else {}
@@ -201,6 +211,7 @@ def plan_jobs(cfg: EvalConfig) -> tuple[list[EpisodeJob], list[dict[str, Any]]]:
             seen.add((spec.suite, spec.condition))
             write = cfg.rollouts == "all" or (cfg.rollouts == "first" and first)
             root = rollout_root(cfg.out, m["name"], spec) if write else None
+            onnx = m["checkpoint"] is not None and cfg.runtime != "torch"
             jobs.append(
                 EpisodeJob(
                     model=m["name"],
@@ -211,6 +222,9 @@ def plan_jobs(cfg: EvalConfig) -> tuple[list[EpisodeJob], list[dict[str, Any]]]:
                     intervention_mode=cfg.mode == "intervention",
                     rollout_root=None if root is None else str(root.resolve()),
                     torch_threads=cfg.torch_threads,
+                    policy_file=(
+                        str(onnx_file(cfg.out, m["name"], cfg.runtime).resolve()) if onnx else None
+                    ),
                 )
             )
     return jobs, models
@@ -255,6 +269,8 @@ def run_record(cfg: EvalConfig, jobs: Sequence[EpisodeJob]) -> dict[str, Any]:
         "rollouts": cfg.rollouts,
         "models": {EXPERT: None, **digests},
         "episodes": [j.spec.to_dict() for j in jobs if j.model == EXPERT],
+        # absent for torch, so the run records of evaluations before runtimes still match
+        **({"runtime": cfg.runtime} if cfg.runtime != "torch" else {}),
     }
     if cfg.route_set != "test":  # absent = test, so earlier test runs keep their fingerprint
         record["route_set"] = cfg.route_set
@@ -313,6 +329,8 @@ def evaluate(cfg: EvalConfig) -> EvalSummary:
         driving.evaluate.run_folder.RunFolderError: If ``cfg.out`` holds another run
             (nothing written).
         driving.rollout.runner.RayNotInstalledError: For ``ray`` without the extra.
+        driving.evaluate.runtime.RuntimeExportError: For an ONNX runtime whose export or its
+            check fails, or without onnxruntime (nothing written).
         KeyboardInterrupt: On a second Ctrl-C (the finished episodes stay kept).
     """
     jobs, models = plan_jobs(cfg)
@@ -320,7 +338,13 @@ def evaluate(cfg: EvalConfig) -> EvalSummary:
         import_ray()  # a missing extra is named before anything is written
     check_inputs(jobs)
     folder = RunFolder(cfg.out, run_record(cfg, jobs), overwrite=cfg.overwrite)
-    finished = folder.prepare(jobs)
+    folder.check()  # another run is refused before the exports take their time
+    with staged_exports(jobs, cfg.runtime) as exports:  # checked before anything is written
+        finished = folder.prepare(jobs)
+        exports.install()
+    for m in models:
+        if m["name"] in exports.checks:
+            m["export"] = exports.checks[m["name"]]
     resumed = len(finished)
     todo = [j for j in jobs if folder.episode_file(j) not in finished]
     log.info(

@@ -5,7 +5,8 @@ An :class:`EpisodeJob` is plain data (picklable for worker processes and Ray).
 every step; or the expert alone), scores it and writes its rollout when asked: the episode
 format with ``curvature_pred`` and every neuron's state per step (``neuron_000`` ...).
 :class:`EvalWorker` runs jobs in one process of :mod:`driving.rollout.runner`, loading each
-checkpoint once and keeping it for every episode it drives.
+checkpoint once and keeping it for every episode it drives (and, for a job with a
+``policy_file``, the onnxruntime session that drives instead of torch).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from driving.data.episodes import (
 from driving.evaluate.metrics import EpisodeMetrics, metrics_from_columns
 from driving.evaluate.report import EpisodeResult, TrajectoryTrace
 from driving.evaluate.suites import EpisodeSpec
+from driving.model.export import OnnxPolicy
 from driving.rollout.episode import run_episode
 from driving.rollout.policies import (
     LoadedPolicy,
@@ -66,7 +68,10 @@ class EpisodeJob:
     rollout_root: str | None = None
     """Dataset folder to write the rollout into, None for no rollout."""
     torch_threads: int = 1
-    """torch intra-op threads."""
+    """torch intra-op threads (also onnxruntime's, when the policy drives from ONNX)."""
+    policy_file: str | None = None
+    """ONNX graph the policy drives from through onnxruntime (``--runtime onnx`` or
+    ``onnx-int8``); None: the checkpoint's policy in eager torch."""
 
     def make_env(self) -> Any:
         """The env of this job's spec (the caller closes it)."""
@@ -136,12 +141,17 @@ def _open_writer(job: EpisodeJob, env: Any, extra: dict[str, str]) -> EpisodeWri
     return EpisodeWriter(job.rollout_root, meta, extra_columns=extra)
 
 
-def run_job(job: EpisodeJob, loaded: LoadedPolicy | None = None) -> JobOutput:
+def run_job(
+    job: EpisodeJob, loaded: LoadedPolicy | None = None, driver: OnnxPolicy | None = None
+) -> JobOutput:
     """Builds the env, drives one episode, scores it and writes its rollout if asked.
 
     Args:
         job: The episode.
         loaded: The job's policy, already loaded (None: loaded here for a policy's job).
+        driver: The onnxruntime driver of ``job.policy_file``, already loaded (None: loaded
+            here when the job names one); it steers instead of ``loaded.policy``, which then
+            only gives the training camera to check.
 
     Raises:
         driving.rollout.policies.CameraMismatchError: If the env's camera is not the one the
@@ -153,6 +163,8 @@ def run_job(job: EpisodeJob, loaded: LoadedPolicy | None = None) -> JobOutput:
     start = time.perf_counter()
     if job.checkpoint is not None and loaded is None:
         loaded = load_driving_policy(job.checkpoint)
+    if job.policy_file is not None and driver is None:
+        driver = OnnxPolicy(job.policy_file, threads=job.torch_threads)
     env = job.make_env()
     writer = None
     try:
@@ -161,7 +173,7 @@ def run_job(job: EpisodeJob, loaded: LoadedPolicy | None = None) -> JobOutput:
             driver, label_driver, extra, step_columns = expert, None, {}, None
         else:
             check_camera(loaded, env.unwrapped.camera, warn=False)
-            driver, label_driver = loaded.policy, expert
+            driver, label_driver = (loaded.policy if driver is None else driver), expert
             extra, step_columns = neuron_step_columns(driver)
             extra = {CURVATURE_PRED: "1/m", **extra}
         if job.rollout_root is not None:
@@ -210,6 +222,8 @@ class EvalWorker:
 
         torch.set_num_threads(torch_threads)
         self.policies: dict[str, LoadedPolicy] = {}
+        self.threads = torch_threads
+        self.drivers: dict[str, OnnxPolicy] = {}
 
     def run(self, job: EpisodeJob, context: TaskContext | None = None) -> JobOutput:
         """Drives one job (an evaluation episode runs to its end: the context is not polled)."""
@@ -218,11 +232,17 @@ class EvalWorker:
             if job.checkpoint not in self.policies:
                 self.policies[job.checkpoint] = load_driving_policy(job.checkpoint)
             loaded = self.policies[job.checkpoint]
-        return run_job(job, loaded)
+        driver = None
+        if job.policy_file is not None:  # onnxruntime is loaded only here, for a policy
+            if job.policy_file not in self.drivers:
+                self.drivers[job.policy_file] = OnnxPolicy(job.policy_file, threads=self.threads)
+            driver = self.drivers[job.policy_file]
+        return run_job(job, loaded, driver)
 
     def close(self) -> None:
-        """Drops the loaded policies."""
+        """Drops the loaded policies and onnxruntime sessions."""
         self.policies.clear()
+        self.drivers.clear()
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ plots additionally take :class:`TrajectoryTrace` objects (x, y and departures pe
                                              # files written before it existed: test
       "models": [                            # the expert reference row first
         {"name": "expert", "checkpoint": null},
-        {"name": "cfc-ncp", "checkpoint": "/abs/path/to/checkpoint"}
+        {"name": "cfc-ncp", "checkpoint": "/abs/path/to/checkpoint",
+         "runtime": "torch" | "onnx" | "onnx-int8",   # + "export": its check, for onnx
       ],
       "episodes": [                          # one per (model, episode spec)
         {"model": "cfc-ncp",
@@ -361,6 +362,7 @@ def render_markdown(doc: dict[str, Any], plots: dict[str, list[str]] | None = No
         lines.append(
             f"- `{m['name']}`: "
             + (f"`{m['checkpoint']}`" if m["checkpoint"] else "privileged expert (reference)")
+            + (f", runtime `{m['runtime']}`" if m.get("runtime") else "")
         )
     lines += ["", "## Overview: interventions per km", ""]
     lines.append("| model | " + " | ".join(suites) + " |")

@@ -10,6 +10,7 @@ Layout of ``<out>/``::
                                       written atomically the moment it finishes
     rollouts/<model>/<suite>/<condition>/
                                       rollout datasets (episode format)
+    onnx/<model>-fp32.onnx, -int8     the exported policies (--runtime onnx, onnx-int8)
     metrics.json, report.md, *.png    built from the finished episodes
 
 Rerunning into a folder of the same run (same fingerprint) resumes it: finished episodes are
@@ -33,6 +34,7 @@ from typing import Any
 from driving.data import episodes as ep
 from driving.data.atomic import write_json_atomic
 from driving.evaluate.jobs import EpisodeJob, JobOutput
+from driving.evaluate.runtime import ONNX_DIR
 from driving.evaluate.suites import EpisodeSpec
 from driving.model.checkpoint import CONFIG_FILE, MODEL_FILE, resolve_checkpoint
 from liquid_drive.errors import LiquidDriveError
@@ -50,6 +52,7 @@ OUTPUT_PATTERNS = (
     EPISODES_DIR,
     ROLLOUTS_DIR,
     METRICS_FILE,
+    ONNX_DIR,
     "report.md",
     "bars_*.png",
     "trajectories_*.png",

@@ -34,6 +34,23 @@ def test_a_broken_checkpoint_is_an_error_before_anything_is_written(tmp_path, ca
     assert not out.exists()
 
 
+def test_runtime_onnx_int8_round_trip(tmp_path, capsys):
+    from driving.model.export import OnnxPolicy
+
+    ck = untrained_cfc(tmp_path / "cfc")
+    out = tmp_path / "eval"
+    quick = ["--suite", "unseen-weathers", "--routes", "1", "--route-km", "0.1", "--no-progress"]
+    args = ["--checkpoint", str(ck), "--out", str(out), *quick, "--runtime", "onnx-int8"]
+    assert main(args) == 0, capsys.readouterr().err
+    model = json.loads((out / "metrics.json").read_text())["models"][1]
+    assert model["runtime"] == "onnx-int8" and model["export"]["precision"] == "int8"
+    assert model["export"]["max_abs_curvature_diff"] <= 2e-3  # the int8 export's check
+    assert OnnxPolicy(out / "onnx" / "cfc-int8.onnx").metadata["precision"] == "int8"
+    assert json.loads((out / "run.json").read_text())["run"]["runtime"] == "onnx-int8"
+    assert main(["--runtime", "onnx", *args[:-2]]) == 2  # another runtime: another run
+    assert "differs in: runtime" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_workers_die_with_a_killed_evaluation(tmp_path):
     out = tmp_path / "eval"
