@@ -29,6 +29,7 @@ from torch.utils.data import Dataset, Sampler
 
 from driving.data.episodes import (
     CURVATURE_EXPERT,
+    INTERVENTION,
     SPEED_MPS,
     STEPS_FILE,
     T_S,
@@ -114,6 +115,7 @@ class WindowDataset(Dataset):
                 logger.info("%s: %d steps, shorter than a window of %d: unused", e.path, n, span)
                 continue
             s = np.arange(0, n - span + 1, stride)
+            s = s[~_crosses_reset(e, s, span)]
             starts.append(np.stack([np.full_like(s, k), s], axis=1))
         self.index = np.concatenate(starts) if starts else np.zeros((0, 2), np.int64)  # (N, 2)
         self.view = np.zeros(len(self.index), np.int64)  # (N,) 0 = the car's own camera
@@ -243,6 +245,19 @@ class BalancedWindowSampler(Sampler[int]):
 
 # ---------------------------------------------------------------------------------------------
 # Splits
+
+
+def _crosses_reset(episode: Episode, starts: np.ndarray, span: int) -> np.ndarray:
+    """(N,) bool: which windows of ``span`` steps from ``starts`` hold an intervention row.
+
+    At an intervention the car is put back on the lane centre (on-policy recordings, DAgger):
+    the frames jump, so no window spans one. Expert recordings have none: nothing is dropped.
+    """
+    flags = episode.columns.get(INTERVENTION)
+    if flags is None or not np.any(flags):
+        return np.zeros(len(starts), bool)
+    c = np.concatenate([[0], np.cumsum(np.asarray(flags) != 0)])  # (n + 1,) running count
+    return c[starts + span] - c[starts] > 0
 
 
 def split_by_episode(

@@ -151,3 +151,19 @@ def test_config_validation_and_missing_label(root):
         WindowConfig(step_skip_max=0)
     with pytest.raises(KeyError, match="curvature_pred"):
         WindowDataset.from_roots(root, WindowConfig(label=ep.CURVATURE_PRED))
+
+
+def test_no_window_spans_an_intervention_reset(tmp_path):
+    """On-policy data: the car is put back on the lane at an intervention, so frames jump."""
+    root = tmp_path / "data"
+    ep.create_or_open_dataset(root, ep.DatasetInfo("fake", {"width_px": W, "height_px": H}, 20.0))
+    w = ep.EpisodeWriter(root, {"town": "hills", "weather": "clear"})
+    for i in range(30):
+        row = {name: 0.0 for name in ep.BASE_COLUMN_NAMES if name != ep.FRAME_INDEX}
+        row |= {ep.T_S: 0.05 * i, ep.SPEED_MPS: 5.0, ep.INTERVENTION: float(i == 13)}
+        w.write_step(np.full((H, W, 3), 10, np.uint8), row)
+    w.finish({"outcome": "time_limit"})
+    ds = WindowDataset.from_roots(root, WindowConfig(window_steps=8, stride_steps=1))
+    starts = ds.index[:, 1].tolist()
+    assert starts == [s for s in range(0, 23) if not s <= 13 < s + 8]
+    assert 5 in starts and 14 in starts and 6 not in starts and 13 not in starts
