@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from driving.evaluate import evidence
+from driving.evaluate.evidence import StatsConfig
 from driving.evaluate.report import (
     EXPERT,
     TEST_ROUTES,
@@ -82,6 +84,14 @@ class CompareConfig:
     seed_pattern: str = SEED_PATTERN
     """Regular expression with groups ``family`` and ``seed`` applied to each model name; a
     name that does not match is its own family with no seed."""
+    stats: StatsConfig = field(default_factory=StatsConfig)
+    """Intervals and paired tests (``driving/evaluate/evidence.py``)."""
+    readme: Path | None = None
+    """Also replace the block between the results markers of this markdown file (the
+    README's results table) with the table and what the tests support."""
+    parameters_from: Path | None = None
+    """A checkpoint whose policy config (its core set to the family) gives the parameter
+    counts of runs whose own checkpoint folder is gone (same preset); None: "-"."""
 
 
 @dataclass
@@ -98,6 +108,10 @@ class SeedRun:
     """Per suite, the summary row of group ``"suite"``."""
     route_set: str = TEST_ROUTES
     """The route set of its ``metrics.json`` (``test`` or ``dev``)."""
+    checkpoint: str | None = None
+    """The checkpoint path ``metrics.json`` records (None for the expert)."""
+    episodes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Per suite, its episodes of ``metrics.json`` (``spec``, ``metrics``)."""
 
 
 def split_name(name: str, pattern: str = SEED_PATTERN) -> tuple[str, int | None]:
@@ -161,9 +175,13 @@ def collect_runs(paths: Sequence[str | Path], pattern: str = SEED_PATTERN) -> li
         for model in doc["models"]:
             family, seed = split_name(model["name"], pattern)
             run = SeedRun(family, seed, model["name"], path, route_set=routes)
+            run.checkpoint = model.get("checkpoint")
             for row in doc["summary"]:
                 if row["model"] == model["name"] and row["group"] == "suite":
                     run.rows[row["suite"]] = row
+            for ep in doc.get("episodes", []):
+                if ep["model"] == model["name"]:
+                    run.episodes.setdefault(ep["spec"]["suite"], []).append(ep)
             key = (family, seed)
             if key in seen:
                 if family == EXPERT:
@@ -190,7 +208,9 @@ def _spread(values: list[float], episode_std: float | None) -> dict[str, Any]:
     }
 
 
-def seed_table(runs: Sequence[SeedRun], suites: Sequence[str] = SUITES) -> list[dict[str, Any]]:
+def seed_table(
+    runs: Sequence[SeedRun], suites: Sequence[str] = SUITES, stats: StatsConfig | None = None
+) -> list[dict[str, Any]]:
     """Per family, the statistics over seeds.
 
     Families come in the order expert, the policy cores (:data:`driving.model.policy.CORE_NAMES`),
@@ -201,6 +221,8 @@ def seed_table(runs: Sequence[SeedRun], suites: Sequence[str] = SUITES) -> list[
         ``suites`` (suite -> ``episodes``, ``distance_km`` and, per name in :data:`METRICS`,
         ``mean``/``std``/``min``/``max``/``n``/``values`` over seeds and ``episode_std``, the spread
         across episodes when there is a single seed). Suites a family never drove are absent.
+        With ``stats``, each metric also has ``iqm``, ``ci`` and ``ci_method`` (the bootstrap
+        of :func:`driving.evaluate.evidence.cell`; a run without episodes counts as one).
     """
     seen = list(dict.fromkeys(r.family for r in runs if r.family != EXPERT))
     rank = {name: i for i, name in enumerate(CORE_NAMES)}
@@ -219,7 +241,8 @@ def seed_table(runs: Sequence[SeedRun], suites: Sequence[str] = SUITES) -> list[
             "suites": {},
         }
         for suite in suites:
-            rows = [r.rows[suite] for r in members if suite in r.rows]
+            members_in = [r for r in members if suite in r.rows]
+            rows = [r.rows[suite] for r in members_in]
             if not rows:
                 continue
             cell: dict[str, Any] = {
@@ -234,14 +257,31 @@ def seed_table(runs: Sequence[SeedRun], suites: Sequence[str] = SUITES) -> list[
                     values = [row["stats"][name]["mean"] for row in rows]
                     std = rows[0]["stats"][name]["std"] if len(rows) == 1 else None
                 cell[name] = _spread([v for v in values if v is not None], std)
+                if stats is not None and cell[name]["n"]:
+                    per_seed = [_records(r, suite) for r in members_in]
+                    boot = evidence.cell(per_seed, name, stats)
+                    cell[name].update(iqm=boot["iqm"], ci=boot["ci"], ci_method=boot["method"])
             entry["suites"][suite] = cell
         table.append(entry)
     return table
 
 
+def _records(run: SeedRun, suite: str) -> list[dict[str, Any]]:
+    """A run's episodes of a suite; one stand-in episode of its summary values if it has none."""
+    if run.episodes.get(suite):
+        return run.episodes[suite]
+    row = run.rows[suite]
+    stand_in = {m: row["stats"].get(m, {}).get("mean") for m in METRICS}
+    ipk = row["interventions_per_km"]
+    stand_in.update(interventions_per_km=ipk, interventions=ipk, distance_km=1.0)
+    return [{"spec": {"suite": suite}, "metrics": stand_in}]
+
+
 def _cell(stats: dict[str, Any], digits: int, bold: bool = False) -> str:
     mean = f"{stats['mean']:.{digits}f}"
     mean = f"**{mean}**" if bold else mean
+    if "ci" in stats:
+        return f"{mean} [{stats['ci'][0]:.{digits}f}, {stats['ci'][1]:.{digits}f}]"
     if stats["n"] > 1:
         return f"{mean} ({stats['min']:.{digits}f}-{stats['max']:.{digits}f})"
     if stats["episode_std"] is not None:
@@ -258,13 +298,19 @@ def render_table(
 ) -> str:
     """The markdown results table: interventions per km / lateral error RMS in m per suite.
 
-    A cell with several seeds reads ``mean (min-max)`` over seeds; with one seed the lateral
-    error reads ``mean ± std`` across its episodes. Off the test routes every suite's header
-    names the route set (``train-towns (dev)``).
+    A cell with a bootstrap interval (``seed_table(..., stats=...)``) reads ``mean [low,
+    high]``; without, several seeds read ``mean (min-max)`` over seeds and one seed's lateral
+    error ``mean ± std`` across its episodes. Entries with ``parameters`` add the conv head and
+    core parameter columns. Off the test routes every suite's header names the route set
+    (``train-towns (dev)``).
     """
+    params = any("parameters" in e for e in table)
     lines = [
-        "| model | seeds | " + " | ".join(_headers(suites, route_set)) + " |",
-        "|---|---|" + "---|" * len(suites),
+        "| model | seeds | "
+        + ("conv head | core | " if params else "")
+        + " | ".join(_headers(suites, route_set))
+        + " |",
+        "|---|---|" + ("---|---|" if params else "") + "---|" * len(suites),
     ]
     for entry in table:
         cells = []
@@ -276,6 +322,8 @@ def render_table(
             ipk = _cell(cell["interventions_per_km"], 2, bold=True)
             cells.append(f"{ipk} / {_cell(cell['lateral_error_rms_m'], 3)}")
         seeds = ", ".join(str(s) for s in entry["seeds"]) or "-"
+        if params:
+            cells = evidence.parameter_cells(entry.get("parameters")) + cells
         lines.append(f"| {entry['model']} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -285,16 +333,26 @@ def render_markdown(
     sources: Sequence[Path],
     suites: Sequence[str] = SUITES,
     route_set: str = TEST_ROUTES,
+    analysis: dict[str, Any] | None = None,
 ) -> str:
-    """``results.md``: how to read it, the table, the steering-rate table and the sources."""
+    """``results.md``: how to read it, the table, the steering-rate table and the sources.
+
+    With ``analysis`` (``results.json``'s ``statistics``), the intervals are explained and
+    the generalisation gaps and paired tests follow the tables.
+    """
     dev = route_set != TEST_ROUTES
+    how = (
+        evidence.HOW_TO_READ
+        if analysis is not None
+        else "Each cell: **interventions per km** / lateral error RMS in m. With several "
+        "training seeds: the mean over seeds (min-max across seeds); with one seed: ± is the "
+        "standard deviation across its episodes."
+    )
     lines = [
         "# Results over training seeds" + (f" ({route_set} routes)" if dev else ""),
         "",
         *(["**Development routes: for choosing a recipe, not the test set.**", ""] if dev else []),
-        "Each cell: **interventions per km** / lateral error RMS in m. With several training "
-        "seeds: the mean over seeds (min-max across seeds); with one seed: ± is the standard "
-        "deviation across its episodes. Interventions per km are pooled per seed (its "
+        how + " Interventions per km are pooled per seed (its "
         "interventions / its km); the lateral error is each seed's mean across its episodes.",
         "",
         render_table(table, suites, route_set),
@@ -309,6 +367,8 @@ def render_markdown(
             for s in suites
         ]
         lines.append(f"| {entry['model']} | " + " | ".join(cells) + " |")
+    if analysis is not None:
+        lines += ["", evidence.render_section(analysis, suites)]
     lines += ["", "Sources:", ""] + [f"- `{p}`" for p in sources] + [""]
     lines += ["![interventions and lateral error over seeds](seeds.png)", ""]
     return "\n".join(lines)
@@ -317,7 +377,10 @@ def render_markdown(
 def plot_seeds(
     table: Sequence[dict[str, Any]], path: str | Path, suites: Sequence[str] = SUITES
 ) -> Path:
-    """Bars of the mean over seeds with min-max whiskers and one dot per seed, per suite."""
+    """Bars of the mean over seeds with one dot per seed, per suite.
+
+    Whiskers: the bootstrap interval where the table has one (``ci``), else the min-max.
+    """
     from matplotlib.figure import Figure
 
     panels = (
@@ -341,7 +404,8 @@ def plot_seeds(
                     continue
                 st = cell[metric]
                 means[i] = st["mean"]
-                lo[i], hi[i] = st["mean"] - st["min"], st["max"] - st["mean"]
+                low, high = st.get("ci", (st["min"], st["max"]))
+                lo[i], hi[i] = st["mean"] - low, high - st["mean"]
                 ax.plot(np.full(st["n"], offset[i]), st["values"], "k.", markersize=3, zorder=3)
             color = "0.55" if entry["model"] == EXPERT else None
             ax.bar(
@@ -352,7 +416,9 @@ def plot_seeds(
         ax.grid(axis="y", alpha=0.3)
     axes[-1].set_xticks(x, suites)
     axes[0].legend(fontsize="small", ncols=min(len(models), 4))
-    axes[0].set_title("mean over training seeds; whiskers min-max; dots: seeds")
+    has_ci = any("ci" in c[m] for e in table for c in e["suites"].values() for m, _ in panels)
+    whiskers = "95 % bootstrap interval" if has_ci else "min-max"
+    axes[0].set_title(f"mean over training seeds; whiskers: {whiskers}; dots: seeds")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return Path(path)
@@ -374,8 +440,20 @@ def compare(cfg: CompareConfig) -> dict[str, Any]:
         raise CompareError(
             f"seed pattern {cfg.seed_pattern!r} needs the groups (?P<family>...) and (?P<seed>...)"
         )
+    readme = evidence.read_readme(cfg.readme) if cfg.readme is not None else None
     runs = collect_runs(cfg.metrics, cfg.seed_pattern)
-    table = seed_table(runs, cfg.suites)
+    table = seed_table(runs, cfg.suites, cfg.stats)
+    for entry in table:
+        if entry["model"] != EXPERT:
+            members = [r for r in runs if r.family == entry["model"]]
+            entry["parameters"] = evidence.family_parameters(
+                [r.checkpoint for r in members], entry["model"], cfg.parameters_from
+            )
+    grouped: dict[str, dict[int | None, dict[str, list[dict[str, Any]]]]] = {}
+    for entry in table[1:]:  # the learned families, in table order
+        for r in (r for r in runs if r.family == entry["model"]):
+            grouped.setdefault(r.family, {})[r.seed] = {s: _records(r, s) for s in r.rows}
+    analysis = evidence.analyse(grouped, cfg.suites, cfg.stats)
     sources = [_metrics_path(Path(p)) for p in cfg.metrics]
     route_set = runs[0].route_set if runs else TEST_ROUTES
     doc = {
@@ -385,9 +463,14 @@ def compare(cfg: CompareConfig) -> dict[str, Any]:
         "route_set": route_set,
         "suites": list(cfg.suites),
         "models": table,
+        "statistics": analysis,
     }
     cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / "results.json").write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
-    (cfg.out / "results.md").write_text(render_markdown(table, sources, cfg.suites, route_set))
+    md = render_markdown(table, sources, cfg.suites, route_set, analysis)
+    (cfg.out / "results.md").write_text(md)
     plot_seeds(table, cfg.out / "seeds.png", cfg.suites)
+    if readme is not None:
+        block = render_table(table, cfg.suites, route_set) + "\n" + evidence.reading(analysis)
+        evidence.write_readme(cfg.readme, readme, block)
     return doc
