@@ -6,7 +6,9 @@ Usage::
 
 Each ``metrics.json`` comes from ``tools/evaluate.py``; models named ``FAMILY-sSEED`` (the
 checkpoint folder names, e.g. ``cfc-ncp-s1``) are grouped by family. Writes ``results.md``
-(the table, mean over seeds with the min-max across them), ``results.json`` and ``seeds.png``
+(the table: mean over seeds [95 % bootstrap interval], parameter counts, generalisation gaps,
+paired tests of cfc-ncp against each baseline with Holm; ``--readme README.md`` rewrites its
+marked results block), ``results.json`` and ``seeds.png``
 into ``--out`` and prints the table. See ``driving/evaluate/compare.py``.
 """
 

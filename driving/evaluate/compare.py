@@ -29,6 +29,11 @@ never mix with test results, and their tables say "dev".
                                     "interventions_per_km": {"mean", "std", "min", "max",
                                                              "n", "values", "episode_std"},
                                     "lateral_error_rms_m": {...}, "steering_rate_rms": {...}}}}]}
+
+Added by :mod:`driving.evaluate.evidence` (same version; readers ignore unknown keys): per
+metric ``iqm``, ``ci`` [low, high] and ``ci_method``; per learned model ``parameters``
+(``conv_head``, ``core``, ``core_connected``, ``readout``, ``total``, ``source``; null when
+unknown); and ``"statistics": {"config", "gaps", "tests", "sentences"}``.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def test_six_seeds_support_a_difference_and_an_equal_baseline_does_not(tmp_path)
     assert gru["p"] == pytest.approx(2 / 8) and not gru["significant"]
     text = (tmp_path / "out" / "results.md").read_text()
     assert (
-        "no significant difference in interventions per km between cfc-ncp and any baseline" in text
+        "No significant difference in interventions per km between cfc-ncp and any baseline" in text
     )
     # the gap: unseen minus train-towns of the same run (lstm: 1.5 - 1 per km)
     gap = doc["statistics"]["gaps"]["lstm"]["unseen-towns"]["interventions_per_km"]
