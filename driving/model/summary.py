@@ -53,14 +53,14 @@ def markdown_table(cores: Sequence[str] = CORE_NAMES, base: PolicyConfig | None 
     """The model table of the README: one row per core (default settings), trainable counts."""
     lines = [
         "| model | neurons / units | core parameters | of them connected | synapses "
-        "| conv head parameters |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| readout | conv head parameters |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for core in cores:
         s = model_size(core, base)
         synapses = "-" if s["synapses"] is None else f"{s['synapses']:,}"
         lines.append(
             f"| `{core}` | {s['units']} | {s['core']:,} | {s['core_connected']:,} | {synapses} "
-            f"| {s['conv_head']:,} |"
+            f"| {s['readout']:,} | {s['conv_head']:,} |"
         )
     return "\n".join(lines) + "\n"
