@@ -22,7 +22,8 @@ needs from the model's metadata properties (:data:`METADATA_KEYS`), not from the
 folder. The file runs in any ONNX runtime without this project (the exporter's default
 opset: 20 with torch 2.14); this module itself imports torch, like the rest of ``driving``.
 
-Every core exports (cfc-ncp, cfc-dense, ltc-ncp, lstm, gru, cnn); the tests check a 100-step
+Every core exports (cfc-ncp and its random and full controls, cfc-dense, ltc-ncp, lstm, gru
+and their 19-unit versions, cnn); the tests check a 100-step
 closed loop of the graph against the torch policy for each.
 """
 

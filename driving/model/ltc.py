@@ -126,6 +126,20 @@ class LTC(WiredCore):
         self.output_w = nn.Parameter(torch.ones(m)) if output_mapping != "none" else None
         self.output_b = nn.Parameter(torch.zeros(m)) if output_mapping == "affine" else None
 
+    def masked_parameter_count(self) -> int:
+        """Trainable entries that are real connections (masked-out synapse entries excluded).
+
+        Each synapse has its ``sigma mu w erev`` (sensory synapses their ``sensory_*``); the
+        per-neuron and mapping parameters all count.
+        """
+        masks = {"": self.sparsity_mask, "sensory_": self.sensory_sparsity_mask}
+        total = 0
+        for name, p in self.named_parameters():
+            prefix = "sensory_" if name.startswith("sensory_") else ""
+            per_synapse = name.removeprefix(prefix) in ("sigma", "mu", "w", "erev")
+            total += int(masks[prefix].sum()) if per_synapse else p.numel()
+        return total
+
     def _positive(self, p: Tensor) -> Tensor:
         return nn.functional.softplus(p) if self.implicit_param_constraints else p
 

@@ -26,10 +26,15 @@ Cores, chosen by name (``PolicyConfig.core``), all on the same conv head:
 
 * ``cfc-ncp`` (default): the NCP wiring of the 2020 paper (12 inter, 6 command, 1 motor =
   19 neurons, seed 20190120) run by our wiring-faithful ``driving.model.cfc.WiredCfC``.
+* ``cfc-ncp-random`` / ``cfc-ncp-full``: controls of the wiring on the same neurons and
+  layers: the NCP's synapse count per block placed at random, or every allowed synapse
+  (``driving.model.wiring_variants``), run by the same ``WiredCfC``.
 * ``cfc-dense``: 19 fully connected CfC neurons (``driving.model.cfc.CfC``, no backbone).
 * ``ltc-ncp``: the ODE-based LTC on the same NCP wiring (``driving.model.ltc``).
 * ``lstm`` / ``gru``: discrete-time baselines (64 units, as the paper's LSTM-64; the LSTM's
   forget-gate bias starts at 1 and its cell state is clipped to +-10 as in the NCP code).
+* ``lstm-19`` / ``gru-19``: the same with as many units as the NCP has neurons (19), read
+  out the same way (a Linear from the hidden state).
 * ``cnn``: no memory; the features go through one hidden ReLU layer.
 
 Time is real: the continuous-time cores (CfC, LTC) take the elapsed time since the previous
@@ -61,13 +66,17 @@ from driving.model.cfc import CfC, WiredCfC
 from driving.model.cores import FeedForwardCore, GRUCore, LSTMCore
 from driving.model.ltc import LTC
 from driving.model.wiring import NCP
+from driving.model.wiring_variants import WIRING_VARIANTS
 from liquid_drive.errors import LiquidDriveError
 from perception.encoder import ConvHead, ConvHeadConfig
 from perception.preprocess import Preprocessor, PreprocessSpec
 
 logger = logging.getLogger(__name__)
 
-CoreName = Literal["cfc-ncp", "cfc-dense", "ltc-ncp", "lstm", "gru", "cnn"]
+CoreName = Literal[
+    "cfc-ncp", "cfc-ncp-random", "cfc-ncp-full", "cfc-dense", "ltc-ncp",
+    "lstm", "lstm-19", "gru", "gru-19", "cnn",
+]  # fmt: skip
 CORE_NAMES: tuple[str, ...] = get_args(CoreName)
 CHUNK_FRAMES = 64
 """Frames per chunk through the conv head in :meth:`SteeringPolicy.encode` (memory reuse)."""
@@ -88,13 +97,14 @@ class PolicyConfig:
     """Everything needed to rebuild a policy; stored in ``config.json`` of a checkpoint."""
 
     core: Annotated[CoreName, tyro.conf.arg(name="model", prefix_name=False)] = "cfc-ncp"
-    """Recurrent core: cfc-ncp, cfc-dense, ltc-ncp, lstm, gru or cnn (no memory)."""
+    """Recurrent core: cfc-ncp, cfc-ncp-random, cfc-ncp-full, cfc-dense, ltc-ncp, lstm, lstm-19,
+    gru, gru-19 or cnn (no memory)."""
     preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
     """Camera preprocessing (crop, resize, normalisation), identical in training and driving."""
     conv: ConvHeadConfig = field(default_factory=ConvHeadConfig)
     """Conv head shape (default: the NCP paper's, 32 features)."""
     inter_neurons: int = 12
-    """NCP wiring (cfc-ncp, ltc-ncp): inter neurons."""
+    """NCP wiring (cfc-ncp*, ltc-ncp; lstm-19 and gru-19 match its neuron count): inter neurons."""
     command_neurons: int = 6
     """NCP wiring: command neurons."""
     sensory_fanout: int = 6
@@ -112,7 +122,7 @@ class PolicyConfig:
     dense_units: int = 19
     """cfc-dense: number of fully connected CfC neurons."""
     rnn_units: int = 64
-    """lstm, gru: hidden units."""
+    """lstm, gru: hidden units (lstm-19, gru-19: the NCP's neurons, inter + command + 1)."""
     lstm_cell_clip: float = 10.0
     """lstm: the cell state is clipped to +- this value (NCP code: 10)."""
     cnn_hidden_units: int = 64
@@ -155,7 +165,10 @@ class PolicyConfig:
             )
 
     def wiring(self) -> NCP:
-        """The NCP wiring these arguments describe (built for the conv head's features)."""
+        """The NCP wiring these arguments describe (built for the conv head's features).
+
+        For cfc-ncp-random and cfc-ncp-full, that NCP's control wiring instead.
+        """
         w = NCP(
             inter_neurons=self.inter_neurons,
             command_neurons=self.command_neurons,
@@ -166,6 +179,8 @@ class PolicyConfig:
             motor_fanin=self.motor_fanin,
             seed=self.wiring_seed,
         )
+        if self.core in WIRING_VARIANTS:
+            w = WIRING_VARIANTS[self.core](w)
         w.build(self.conv.num_features)
         return w
 
@@ -191,6 +206,11 @@ class PolicyConfig:
 
 def _hidden_names(prefix: str, n: int) -> list[str]:
     return [f"{prefix}{i}" for i in range(n)]
+
+
+def _rnn_units(c: PolicyConfig) -> int:
+    """Hidden units of the LSTM / GRU: ``rnn_units``, or the NCP's neurons for lstm-19, gru-19."""
+    return c.rnn_units if c.core in ("lstm", "gru") else c.inter_neurons + c.command_neurons + 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,23 +241,24 @@ class SteeringPolicy(nn.Module):
         self.head = ConvHead(c.conv)
         f = self.head.num_features
         self.wiring: NCP | None = None
-        if c.core in ("cfc-ncp", "ltc-ncp"):
+        if c.core in ("cfc-ncp", "ltc-ncp", *WIRING_VARIANTS):
             self.wiring = c.wiring()
             names = list(self.wiring.neuron_names)
             groups = [self.wiring.neuron_group(i) for i in range(len(names))]
-            if c.core == "cfc-ncp":
-                self.core: nn.Module = WiredCfC(f, self.wiring, mode=c.cfc_mode)
+            if c.core == "ltc-ncp":
+                self.core: nn.Module = LTC(f, self.wiring)
             else:
-                self.core = LTC(f, self.wiring)
+                self.core = WiredCfC(f, self.wiring, mode=c.cfc_mode)
         elif c.core == "cfc-dense":
             self.core = CfC(f, c.dense_units, mode=c.cfc_mode, backbone_layers=0)
             names = _hidden_names("h", c.dense_units)
-        elif c.core == "lstm":
-            self.core = LSTMCore(f, c.rnn_units, c.lstm_cell_clip)
-            names = _hidden_names("h", c.rnn_units) + _hidden_names("c", c.rnn_units)
-        elif c.core == "gru":
-            self.core = GRUCore(f, c.rnn_units)
-            names = _hidden_names("h", c.rnn_units)
+        elif c.core in ("lstm", "lstm-19"):
+            units = _rnn_units(c)
+            self.core = LSTMCore(f, units, c.lstm_cell_clip)
+            names = _hidden_names("h", units) + _hidden_names("c", units)
+        elif c.core in ("gru", "gru-19"):
+            self.core = GRUCore(f, _rnn_units(c))
+            names = _hidden_names("h", _rnn_units(c))
         else:
             self.core = FeedForwardCore(f, c.cnn_hidden_units)
             names = []

@@ -73,6 +73,10 @@ class WiringError(LiquidDriveError, ValueError):
     """Invalid wiring arguments, or a wiring used in a way its construction forbids."""
 
 
+_KINDS: dict[str, type[NCP]] = {}
+"""Wiring classes by ``kind`` (every subclass of :class:`NCP` registers itself)."""
+
+
 class NCP:
     """A Neural Circuit Policy wiring with ncps 1.0.1's arguments and generator.
 
@@ -94,6 +98,10 @@ class NCP:
     """
 
     kind = "NCP"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _KINDS[cls.kind] = cls
 
     def __init__(
         self,
@@ -534,13 +542,13 @@ class MatrixNCP(NCP):
 
 
 def wiring_from_dict(data: dict[str, Any]) -> NCP:
-    """Rebuild an ``NCP``, ``AutoNCP`` or ``MatrixNCP`` from ``to_dict`` output (verified).
+    """Rebuild an ``NCP`` or any subclass (``AutoNCP``, ``MatrixNCP`` ...) from ``to_dict`` output.
 
     Raises:
         WiringError: Unknown kind, bad arguments, or stored matrices that differ from the
             ones the arguments generate.
     """
-    kinds = {"NCP": NCP, "AutoNCP": AutoNCP, "MatrixNCP": MatrixNCP}
+    kinds = {"NCP": NCP, **_KINDS}  # AutoNCP, MatrixNCP, driving.model.wiring_variants
     if not isinstance(data, dict) or data.get("kind") not in kinds:
         kind = data.get("kind") if isinstance(data, dict) else type(data).__name__
         raise WiringError(f"unknown wiring kind {kind!r}; expected one of {sorted(kinds)}")

@@ -106,8 +106,8 @@ class NeuronLayout:
 def layout_from_policy(policy: Any) -> NeuronLayout | None:
     """The neuron layout of a ``SteeringPolicy``; None for a stateless core (cnn).
 
-    Wired cores (cfc-ncp, ltc-ncp) get their wiring's groups and synapses; the others their
-    hidden units (``h0`` ..., group ``hidden``) and no wiring.
+    Wired cores (cfc-ncp, cfc-ncp-random, cfc-ncp-full, ltc-ncp) get their wiring's groups
+    and synapses; the others their hidden units (``h0`` ..., group ``hidden``) and no wiring.
     """
     if int(policy.state_size) == 0:
         return None

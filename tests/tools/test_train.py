@@ -3,12 +3,14 @@
 import numpy as np
 import pytest
 import torch
+import tyro
 
 import sim
 import tools.record as record
 import tools.train as tool
 from driving.model.checkpoint import LAST_DIR, load_policy, read_checkpoint_config
 from driving.rollout.episode import run_episode
+from driving.train.config import TrainConfig
 
 
 def test_help_lists_the_options(capsys):
@@ -19,6 +21,12 @@ def test_help_lists_the_options(capsys):
     for option in ("--data", "--out", "--model", "--resume", "--device", "--steps"):
         assert option in text
     assert "cfc-ncp" in text and "ltc-ncp" in text
+
+
+@pytest.mark.parametrize("model", ["cfc-ncp-random", "cfc-ncp-full", "lstm-19", "gru-19"])
+def test_model_option_takes_the_baselines(model):
+    cfg = tyro.cli(TrainConfig, args=["--data", "d", "--out", "o", "--model", model])
+    assert cfg.policy.core == model
 
 
 def test_record_train_and_drive(tmp_path, capsys):

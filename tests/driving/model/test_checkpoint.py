@@ -31,7 +31,9 @@ def _trained_like(core="cfc-ncp", seed=1):
     return policy.eval()
 
 
-@pytest.mark.parametrize("core", ["cfc-ncp", "ltc-ncp", "lstm"])
+@pytest.mark.parametrize(
+    "core", ["cfc-ncp", "ltc-ncp", "lstm", "cfc-ncp-random", "cfc-ncp-full", "lstm-19", "gru-19"]
+)
 def test_round_trip_is_exact(tmp_path, core):
     policy = _trained_like(core)
     path = save_checkpoint(

@@ -44,6 +44,10 @@ VARIANTS = {
     "lstm": ({"preprocess": PreprocessSpec(crop_top_px=10, crop_left_px=4, crop_right_px=4)}, {}),
     "gru": ({"preprocess": PreprocessSpec(normalization="fixed", mean=(0.4, 0.5, 0.6))}, {}),
     "cnn": ({}, {}),
+    "cfc-ncp-random": ({}, {}),
+    "cfc-ncp-full": ({}, {}),
+    "lstm-19": ({}, {}),
+    "gru-19": ({}, {}),
 }
 
 

@@ -49,6 +49,14 @@ def test_parameter_counts_per_part():
     ncp = _policy("cfc-ncp").parameter_counts()
     assert ncp["readout"] == 2  # a linear map of the single motor neuron
     assert ncp["core_connected"] < ncp["core"]
+    # The wiring controls: the random one has exactly the NCP's connected parameters, the
+    # full one more, all on the same (masked) weight tensors.
+    rand = _policy("cfc-ncp-random").parameter_counts()
+    full = _policy("cfc-ncp-full").parameter_counts()
+    assert rand == ncp
+    assert full["core"] == ncp["core"] and full["core_connected"] > ncp["core_connected"]
+    ltc = _policy("ltc-ncp").parameter_counts()
+    assert ltc["core_connected"] == 4 * 252 + 3 * 19 + 2 * 32 + 2  # sigma mu w erev per synapse
 
 
 def test_default_label_scale_lets_the_single_motor_neuron_command_tight_bends():
@@ -72,6 +80,18 @@ def test_neuron_names_and_groups():
     assert lstm.state_size == 128 and set(lstm.neuron_groups) == {"hidden"}
     assert lstm.neuron_names[64] == "c0"
     assert _policy("cnn").state_size == 0
+    # lstm-19 / gru-19: as many units as the NCP's neurons, read out like the 64-unit ones.
+    lstm19, gru19 = _policy("lstm-19"), _policy("gru-19")
+    assert lstm19.state_size == 38 and lstm19.neuron_names[19] == "c0"
+    assert lstm19.core.cell.hidden_size == gru19.core.cell.hidden_size == 19
+    assert lstm19.readout.in_features == gru19.readout.in_features == 19
+    wider = PolicyConfig(core="gru-19", inter_neurons=20)  # follows the NCP's neuron count
+    assert SteeringPolicy(wider).state_size == 27
+    rand = _policy("cfc-ncp-random")
+    assert rand.neuron_names == ncp.neuron_names and rand.neuron_groups == ncp.neuron_groups
+    mask = "core.layers.0.ff_mask"  # the core runs the random wiring, not the NCP
+    assert not torch.equal(rand.state_dict()[mask], ncp.state_dict()[mask])
+    assert _policy("cfc-ncp-full").state_dict()[mask][:, :32].all()  # (12, 32 inputs + 12)
     assert _policy("cfc-dense").state_size == 19
 
 

@@ -54,3 +54,25 @@ def test_layout_from_the_ncp_wiring_groups_neurons_as_the_wiring_does(tmp_path):
     ).build(5)
     png, _ = save_wiring(NeuronLayout.from_wiring(small), tmp_path)
     assert png.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("core", ["cfc-ncp-random", "cfc-ncp-full"])
+def test_the_wiring_controls_are_drawn_synapse_for_synapse(tmp_path, core):
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+
+    from driving.model.policy import PolicyConfig, SteeringPolicy
+    from driving.viz.layout import layout_from_policy
+    from driving.viz.wiring import draw_wiring
+
+    policy = SteeringPolicy(PolicyConfig(core=core))
+    wiring, layout = policy.wiring, layout_from_policy(policy)
+    fig, ax = plt.subplots()
+    draw_wiring(ax, layout)
+    (lines,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    within = wiring.synapse_counts()["command_command"]  # drawn as arcs
+    assert len(lines.get_segments()) == wiring.total_synapse_count - within
+    assert len(ax.patches) == within
+    plt.close(fig)
+    png, _ = save_wiring(layout, tmp_path, title=core)
+    assert png.stat().st_size > 1000
