@@ -82,7 +82,7 @@ def plot_ssim(models: list[dict[str, Any]], path: Path) -> Path:
 
 def plot_lipschitz(models: list[dict[str, Any]], path: Path) -> Path:
     """Each neuron's maximum local Lipschitz constant, a box and dots per model."""
-    fig, ax = _figure(max(4.0, 1.5 + 1.0 * len(models)))
+    fig, ax = _figure(max(5.5, 1.5 + 1.0 * len(models)))
     values = [m["lipschitz"]["per_neuron"] for m in models]
     ax.boxplot(values, showfliers=False)
     for i, v in enumerate(values, start=1):
@@ -91,25 +91,25 @@ def plot_lipschitz(models: list[dict[str, Any]], path: Path) -> Path:
     ax.set_xticks(range(1, len(models) + 1), [m["name"] for m in models])
     ax.set_ylabel("max |x(t+1) - x(t)| per neuron")
     ax.grid(axis="y", alpha=0.3)
-    ax.set_title("smoothness (NCP paper Fig. 4c); lower is smoother")
+    ax.set_title("smoothness (NCP paper Fig. 4c)\nlower is smoother; dots: neurons")
     return _save(fig, path)
 
 
 def plot_pca(models: list[dict[str, Any]], paper: dict[str, float], path: Path) -> Path:
     """Variance share of the first principal component per model, the paper's for reference."""
-    fig, ax = _figure(max(4.0, 1.5 + 1.0 * len(models)))
+    fig, ax = _figure(max(5.5, 1.5 + 1.0 * len(models)))
     x = np.arange(len(models))
     ax.bar(x, [100 * m["pca"]["pc1_share"] for m in models], 0.6)
     for i, m in enumerate(models):
         row = _PAPER_ROW.get(m["core"])
         if row is not None and row in paper:
             ax.plot([i - 0.35, i + 0.35], [100 * paper[row]] * 2, "k--", linewidth=1)
-            ax.annotate(f"paper {row}", (i + 0.35, 100 * paper[row]), fontsize="x-small")
+            ax.annotate(f"paper {row}", (i - 0.33, 100 * paper[row] + 1.5), fontsize="x-small")
     ax.set_xticks(x, [m["name"] for m in models])
     ax.set_ylabel("variance explained by PC1 (%)")
     ax.set_ylim(0, 100)
     ax.grid(axis="y", alpha=0.3)
-    ax.set_title("PCA of neuron activity (NCP paper Fig. 5j)")
+    ax.set_title("PCA of neuron activity (NCP paper Fig. 5j)\ndashed: the paper's value")
     return _save(fig, path)
 
 
