@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import sim
+from driving.evaluate.analysis_report import ANALYSES_FILE, include_in_report
 from driving.evaluate.jobs import EpisodeJob, EvalWorkerFactory, JobOutput
 from driving.evaluate.report import EXPERT, build_document, write_metrics, write_report
 from driving.evaluate.run_folder import (
@@ -379,5 +380,7 @@ def evaluate(cfg: EvalConfig) -> EvalSummary:
         path = write_metrics(doc, cfg.out / METRICS_FILE)
         if cfg.plots:
             write_report(doc, cfg.out, [o.trace for o in results])
+            if (cfg.out / ANALYSES_FILE).is_file():  # tools/analyze.py wrote into this folder
+                include_in_report(cfg.out / ANALYSES_FILE, cfg.out / "report.md")
         log.info("wrote %s", path)
     return EvalSummary(path, len(jobs), len(results), resumed, report.stopped, wall, km)

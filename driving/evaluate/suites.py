@@ -34,6 +34,15 @@ rotate over the routes so that every weather of the suite is driven at least onc
   route (``sim.builtin.randomize`` defaults, as ``tools/record.py --randomize`` records) on
   the fixed route seeds: new combinations of factor values training can draw.
 * ``all``: the builtin suites above, in that order.
+* ``noise-variance``: ``train-towns`` with zero-mean Gaussian noise of *variance* 0.1, 0.2 and
+  0.3 on the [0, 1] camera images (standard deviation 0.316, 0.447, 0.548), the NCP paper's
+  active test (Lechner et al. 2020, Fig. 4a); ``train-towns`` is its variance-0 point. Not
+  part of ``all``: it costs as much as ``noise`` again, and adding it would change the run
+  record of every ``all`` evaluation, so none of them could be resumed or compared.
+
+Noise is the same for every model: the builtin env draws it from its episode RNG, which
+``env.reset(seed=spec.seed)`` reseeds, and the draws per step do not depend on the actions,
+so step k of a route sees the same noise field whichever model drives.
 
 What "unseen" means once training data is randomised. ``randomized`` tests new combinations
 of factor values a randomised training set could contain. ``unseen-towns`` and
@@ -75,6 +84,8 @@ NOMINAL_RATE_HZ = CONTROL_RATE_HZ
 """The default control rate, Hz (the contract's ``sim.spec.CONTROL_RATE_HZ``)."""
 NOISE_STDS: tuple[float, ...] = (0.05, 0.1, 0.2)
 """Image-noise standard deviations of the ``noise`` suite, on [0, 1] images."""
+NOISE_VARIANCES: tuple[float, ...] = (0.1, 0.2, 0.3)
+"""Image-noise variances of the ``noise-variance`` suite, on [0, 1] images (NCP paper)."""
 RATES_HZ: tuple[float, ...] = (10.0, 20.0, 30.0)
 """Control rates of the ``rate`` suite, Hz."""
 RATE_JITTER = 0.5
@@ -117,6 +128,8 @@ CARLA_SUITES: tuple[str, ...] = (
     "carla-new-town-weather",
 )
 """The CARLA suites, in report order."""
+EXTRA_SUITES: tuple[str, ...] = ("noise-variance",)
+"""Builtin suites outside ``all`` (driven only when asked for by name)."""
 SuiteName = Literal[
     "train-towns",
     "unseen-towns",
@@ -132,11 +145,12 @@ SuiteName = Literal[
     "carla-new-town",
     "carla-new-weather",
     "carla-new-town-weather",
+    "noise-variance",
 ]
 """A suite name (for typed configs and CLIs)."""
 SUITES: tuple[str, ...] = get_args(SuiteName)
 """Every suite name :func:`build_suite` accepts."""
-assert (*BUILTIN_SUITES, "all", *CARLA_SUITES) == SUITES
+assert (*BUILTIN_SUITES, "all", *CARLA_SUITES, *EXTRA_SUITES) == SUITES
 
 
 class SuiteError(LiquidDriveError, ValueError):
@@ -361,13 +375,18 @@ def build_suite(
         return _routes(name, "clean", towns, weathers, n, length_m, first, every_pair=True)
     if name == "speed":
         return _speed_suite(s, n, length_m, first)
-    if name == "noise":
+    if name in ("noise", "noise-variance"):
+        levels = (
+            [(f"noise {std:g}", std) for std in NOISE_STDS]
+            if name == "noise"
+            else [(f"variance {var:g}", math.sqrt(var)) for var in NOISE_VARIANCES]
+        )
         return [
             spec
-            for std in NOISE_STDS
+            for label, std in levels
             for spec in _routes(
                 name,
-                f"noise {std:g}",
+                label,
                 s.train_towns,
                 s.train_weathers,
                 n,

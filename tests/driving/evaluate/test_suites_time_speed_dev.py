@@ -27,6 +27,7 @@ from driving.evaluate.suites import (
     BUILTIN_SUITES,
     CARLA_SUITES,
     DEV_ROUTE_SEEDS,
+    EXTRA_SUITES,
     MAX_ROUTES,
     ROUTE_SEEDS,
     SUITES,
@@ -84,7 +85,7 @@ def test_specs_without_a_speed_keep_their_earlier_form():
 
 
 def test_all_enumerates_every_builtin_suite():
-    assert (*BUILTIN_SUITES, "all", *CARLA_SUITES) == SUITES
+    assert (*BUILTIN_SUITES, "all", *CARLA_SUITES, *EXTRA_SUITES) == SUITES
     assert {"unseen-towns-weathers", "speed"} <= set(BUILTIN_SUITES)
     everything = build_suite("all", SPLIT, routes=1, route_km=0.1)
     assert list(dict.fromkeys(s.suite for s in everything)) == list(BUILTIN_SUITES)
