@@ -15,10 +15,8 @@ Backends (:class:`RunnerConfig`):
   watcher thread notices the new parent id.
 * ``ray=ADDRESS`` (``"local"`` starts a local instance): one Ray actor per cluster CPU, each
   holding its worker (needs ``pip install -e ".[ray]"``; every node must have the project
-  installed and see the output folder). ``ray_gpus`` > 0 makes each actor request that many
-  GPUs (then there are as many actors as both resources allow). A ``host:port`` address that
-  does not answer within :data:`RAY_CONNECT_TIMEOUT_S` is an error at once
-  (:func:`check_ray_address`), not Ray's minutes of retries.
+  installed and see the output folder). ``ray_gpus``: GPUs per actor. An address that does not
+  answer is an error at once (:func:`check_ray_address`), not Ray's minutes of retries.
 
 Stopping: the first SIGINT (Ctrl-C) or SIGTERM sets the stop flag: no new task starts, the
 tasks in flight run to their end (a task may poll ``context.should_stop()`` to end early, as
@@ -531,9 +529,7 @@ def import_ray() -> Any:
 
 
 def check_ray_address(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) -> None:
-    """Refuses a ``host:port`` (or ``ray://host:port``) Ray address that accepts no connection.
-
-    ``local`` and ``auto`` (and addresses without a port) are left to ``ray.init``.
+    """Refuses a ``[ray://]host:port`` address that accepts no connection (others: ray.init).
 
     Raises:
         RayUnreachableError: Naming the address and what the connection attempt said.
