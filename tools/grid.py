@@ -7,7 +7,7 @@ Usage::
     python tools/grid.py --data data/builtin-30min --out outputs/grid-ray \
         --models cfc-ncp cfc-dense --seeds 0,2 --suites unseen-towns --ray local
     python tools/grid.py --data data/builtin-30min --out outputs/grid-recipes --models cfc-ncp \
-        --seeds 0-2 --recipes base lr-low:lr=0.001 --suites all --route-set dev
+        --seeds 0-2 --recipes base lr_low:lr=0.001 --suites all --route-set dev
 
 Each cell (model, recipe, seed) is a training run in ``OUT/runs/<cell>/`` (tools/train.py's
 layout) and one evaluation per suite in ``OUT/results/<suite>/<cell>/`` (tools/evaluate.py's);
