@@ -221,7 +221,8 @@ def _train_task(cell: Cell) -> TrainTask | None:
     """What the cell's training needs (None: it finished)."""
     run, last = cell.run, cell.run / LAST_DIR
     done = read_done(run)
-    if done is not None and (last / TRAIN_STATE_FILE).is_file():
+    resumable = (last / TRAIN_STATE_FILE).is_file()
+    if done is not None and resumable:
         stored = _settings(done.get("config") or {})
         planned = _settings(cell.train.to_dict())
         if stored != planned:
@@ -232,11 +233,13 @@ def _train_task(cell: Cell) -> TrainTask | None:
                 f"{run} holds a finished training of other settings (they differ in: "
                 f"{', '.join(keys)}): pass another --out, or delete {run}"
             )
-        return None
-    if (last / TRAIN_STATE_FILE).is_file():
+        if read_checkpoint_config(last)["training"].get("step") == cell.train.steps:
+            return None
+    if resumable:
         config = dataclasses.replace(cell.train, resume=True)
-        check_resumable(config, last, read_checkpoint_config(last)["training"])
-        step = read_checkpoint_config(last)["training"].get("step")
+        training = read_checkpoint_config(last)["training"]
+        check_resumable(config, last, training)
+        step = training.get("step")
         logger.info("%s: resuming its training at step %s", cell.name, step)
         return TrainTask(cell.name, config)
     leftovers = [run / n for n in TRAINER_OUTPUTS if (run / n).exists()]

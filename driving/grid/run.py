@@ -30,6 +30,7 @@ from driving.evaluate.run_folder import METRICS_FILE, RUN_FILE
 from driving.evaluate.suites import BUILTIN_SUITES
 from driving.grid.config import GridConfig, GridError
 from driving.grid.plan import (
+    DONE_FILE,
     RESULTS_DIR,
     TRAINER_OUTPUTS,
     EvalTask,
@@ -107,6 +108,8 @@ class GridWorker:
     def run(self, task: TrainTask | EvalTask, _context: Any) -> CellResult:
         """Trains or evaluates one cell, then writes its ``grid-done.json``."""
         wall, cpu = time.perf_counter(), time.process_time()
+        folder = Path(task.config.out) if isinstance(task, TrainTask) else task.out
+        (folder / DONE_FILE).unlink(missing_ok=True)  # a marker of an earlier run is void now
         if isinstance(task, TrainTask):
             kind, suite, folder, content = "train", None, Path(task.config.out), _run_train(task)
         else:
