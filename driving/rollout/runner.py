@@ -15,7 +15,8 @@ Backends (:class:`RunnerConfig`):
   watcher thread notices the new parent id.
 * ``ray=ADDRESS`` (``"local"`` starts a local instance): one Ray actor per cluster CPU, each
   holding its worker (needs ``pip install -e ".[ray]"``; every node must have the project
-  installed and see the output folder).
+  installed and see the output folder). ``ray_gpus``: GPUs per actor. An address that does not
+  answer is an error at once (:func:`check_ray_address`), not Ray's minutes of retries.
 
 Stopping: the first SIGINT (Ctrl-C) or SIGTERM sets the stop flag: no new task starts, the
 tasks in flight run to their end (a task may poll ``context.should_stop()`` to end early, as
@@ -37,6 +38,7 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import socket
 import threading
 import time
 import traceback
@@ -57,6 +59,8 @@ POLL_S = 0.2
 """How often the parent and idle workers look at their queues and the stop flag, s."""
 JOIN_TIMEOUT_S = 30.0
 """How long stopped worker processes get to exit before they are killed, s."""
+RAY_CONNECT_TIMEOUT_S = 5.0
+"""How long a Ray address gets to accept a connection before it counts as not answering, s."""
 
 
 class RunnerError(LiquidDriveError, RuntimeError):
@@ -71,6 +75,10 @@ class RayNotInstalledError(RunnerConfigError, ImportError):
     """``--ray`` was given but the optional ``ray`` package is missing."""
 
 
+class RayUnreachableError(RunnerConfigError, ConnectionError):
+    """No Ray cluster answers at the ``--ray`` address."""
+
+
 @dataclass(frozen=True)
 class RunnerConfig:
     """Where the tasks run."""
@@ -81,8 +89,12 @@ class RunnerConfig:
     """Ray cluster address to run the tasks on (``"local"`` starts a local instance)."""
     progress: bool = True
     """Show a progress bar (on a terminal only)."""
+    ray_gpus: float = 0.0
+    """GPUs each Ray actor requests (0 = none; a fraction shares a GPU)."""
 
     def __post_init__(self) -> None:
+        if not self.ray_gpus >= 0:
+            raise RunnerConfigError(f"ray_gpus must be >= 0, got {self.ray_gpus!r}")
         if not isinstance(self.workers, int) or self.workers < 1:
             raise RunnerConfigError(f"workers must be >= 1, got {self.workers!r}")
         if self.ray is not None and self.workers != 1:
@@ -516,16 +528,44 @@ def import_ray() -> Any:
     return ray
 
 
+def check_ray_address(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """Refuses a ``[ray://]host:port`` address that accepts no connection (others: ray.init).
+
+    Raises:
+        RayUnreachableError: Naming the address and what the connection attempt said.
+    """
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if address in ("local", "auto") or not sep or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as e:
+        raise RayUnreachableError(
+            f"no Ray cluster answers at --ray {address} within {timeout_s:g} s ({e}); start one "
+            "(ray start --head) or pass --ray local"
+        ) from None
+
+
 def _run_ray(next_task, make_worker, config, report, result_done, progress) -> None:
     ray = import_ray()
     started = not ray.is_initialized()
     if started:
+        check_ray_address(config.ray)
         local = {"include_dashboard": False} if config.ray == "local" else {}
         ray.init(address=config.ray, log_to_driver=False, **local)
     stop = _Flag()
     try:
-        actor_class = ray.remote(num_cpus=1)(_RayActor)
-        n = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        actor_class = ray.remote(num_cpus=1, num_gpus=config.ray_gpus)(_RayActor)
+        resources = ray.cluster_resources()
+        n = max(1, int(resources.get("CPU", 1)))
+        if config.ray_gpus > 0:
+            n = min(n, int(resources.get("GPU", 0) / config.ray_gpus))
+            if n < 1:
+                raise RunnerConfigError(
+                    f"each Ray actor requests {config.ray_gpus:g} GPU, but the cluster has "
+                    f"{resources.get('GPU', 0):g}"
+                )
         idle = [actor_class.remote(make_worker) for _ in range(n)]
         pending: dict[Any, tuple[Any, Any]] = {}
         error: BaseException | None = None

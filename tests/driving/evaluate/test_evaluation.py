@@ -128,6 +128,7 @@ def test_termination_mode_ends_at_the_departure(tmp_path, cfc):
     assert all(m["interventions"] == 1 and m["route_completion"] < 1.0 for m in ended)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     __import__("importlib").util.find_spec("ray") is None, reason="needs the ray extra"
 )

@@ -180,3 +180,38 @@ def test_ray_backend_on_a_stand_in(monkeypatch):
     assert ray.state == {"initialized": False, "inits": ["local"]}  # started and shut down
     with pytest.raises(TaskRefused, match="task 3 refused"):
         _run([("square", 1), ("refuse", 3)], RunnerConfig(ray="local", progress=False))
+
+
+def test_ray_actors_request_gpus_and_refuse_a_cluster_without(monkeypatch):
+    ray = _fake_ray()
+    requests = []
+    actor_class = ray.remote()
+    ray.remote = lambda **kw: requests.append(kw) or actor_class
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    with pytest.raises(RunnerConfigError, match="requests 1 GPU, but the cluster has 0"):
+        _run([("square", 1)], RunnerConfig(ray="local", progress=False, ray_gpus=1.0))
+    ray.cluster_resources = lambda: {"CPU": 3.0, "GPU": 1.0}
+    report, _, _ = _run([("square", 2)], RunnerConfig(ray="local", progress=False, ray_gpus=0.5))
+    assert report.finished == 1
+    assert requests[-1] == {"num_cpus": 1, "num_gpus": 0.5}
+    with pytest.raises(RunnerConfigError, match="ray_gpus"):
+        RunnerConfig(ray="local", ray_gpus=-1.0)
+
+
+def test_a_ray_address_that_does_not_answer_is_named_at_once():
+    import socket
+
+    from driving.rollout.runner import RayUnreachableError, check_ray_address
+
+    with socket.socket() as s:  # a port nobody listens on once this closes
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        with pytest.raises(RayUnreachableError, match=f"no Ray cluster answers at --ray {address}"):
+            check_ray_address(address, timeout_s=2.0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        check_ray_address(f"127.0.0.1:{s.getsockname()[1]}")  # answers: no error
+    check_ray_address("local")
+    check_ray_address("auto")

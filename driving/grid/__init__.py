@@ -1,0 +1,1 @@
+"""Grids of trainings and evaluations: models x seeds (x recipes) x suites, resumable."""
