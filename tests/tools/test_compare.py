@@ -12,7 +12,7 @@ def test_cli_writes_table_json_and_plot(tmp_path, capsys):
     out = tmp_path / "out"
     assert main([str(a), str(b), "--out", str(out), "--suites", "unseen-towns"]) == 0
     printed = capsys.readouterr().out
-    assert printed.splitlines()[0] == "| model | seeds | unseen-towns |"
+    assert printed.splitlines()[0] == "| model | seeds | conv head | core | unseen-towns |"
     assert "| cfc-ncp | 0, 1 |" in printed
     doc = json.loads((out / "results.json").read_text())
     assert doc["format"] == "liquid-drive-seeds" and doc["suites"] == ["unseen-towns"]
