@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -63,7 +64,19 @@ def camera_frame(
     env = BuiltinDrivingEnv(
         town=town, weather=weather, camera=camera, route_length_m=drive_m + 50.0
     )
+    return drive_expert(env, seed, drive_m)[0]
+
+
+def drive_expert(
+    env: BuiltinDrivingEnv, seed: int, drive_m: float
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Lets the expert drive ``env`` ``drive_m`` metres from ``reset(seed)``, then closes it.
+
+    Returns:
+        The forward camera image there (RGB uint8) and the reset info.
+    """
     obs, info = env.reset(seed=seed)
+    reset_info = info
     expert = env.make_expert()
     while info[spec.INFO_PROGRESS_M] < drive_m:
         action, _ = expert.act(obs, None)
@@ -71,7 +84,17 @@ def camera_frame(
         if terminated or truncated:
             break
     env.close()
-    return obs[spec.IMAGE]
+    return obs[spec.IMAGE], reset_info
+
+
+def save_png(sheet: np.ndarray, path: Path, palette: bool = True) -> Path:
+    """Writes an RGB sheet as a PNG (palette: 256 median-cut colours, much smaller)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(sheet)
+    if palette:
+        image = image.quantize(256, method=Image.Quantize.MEDIANCUT)
+    image.save(path, optimize=True)
+    return path
 
 
 def contact_sheet(cfg: ContactSheetConfig) -> np.ndarray:
@@ -102,10 +125,6 @@ def contact_sheet(cfg: ContactSheetConfig) -> np.ndarray:
 def write_contact_sheet(cfg: ContactSheetConfig) -> Path:
     """Renders the sheet and writes it to ``cfg.out`` as a PNG; returns the path."""
     sheet = contact_sheet(cfg)
-    cfg.out.parent.mkdir(parents=True, exist_ok=True)
-    image = Image.fromarray(sheet)
-    if cfg.palette:
-        image = image.quantize(256, method=Image.Quantize.MEDIANCUT)
-    image.save(cfg.out, optimize=True)
+    save_png(sheet, cfg.out, cfg.palette)
     log.info("wrote %s (%d x %d px; * = unseen)", cfg.out, sheet.shape[1], sheet.shape[0])
     return cfg.out

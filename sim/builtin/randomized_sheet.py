@@ -14,9 +14,9 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from sim import spec
+from sim.builtin.contact_sheet import drive_expert, save_png
 from sim.builtin.env import BuiltinDrivingEnv
 from sim.builtin.randomize import DomainRandomization
 from sim.builtin.towns import TRAIN_TOWNS
@@ -80,16 +80,8 @@ def randomized_frame(
     env = BuiltinDrivingEnv(
         town=town, weather=weather, route_length_m=drive_m + 50.0, randomize=DomainRandomization()
     )
-    obs, info = env.reset(seed=seed)
-    factors = info[spec.RESET_INFO_WORLD_FACTORS]
-    expert = env.make_expert()
-    while info[spec.INFO_PROGRESS_M] < drive_m:
-        action, _ = expert.act(obs, None)
-        obs, _, terminated, truncated, info = env.step(action)
-        if terminated or truncated:
-            break
-    env.close()
-    return obs[spec.IMAGE], factors
+    image, info = drive_expert(env, seed, drive_m)
+    return image, info[spec.RESET_INFO_WORLD_FACTORS]
 
 
 def randomized_sheet(cfg: RandomizedSheetConfig) -> np.ndarray:
@@ -116,9 +108,6 @@ def randomized_sheet(cfg: RandomizedSheetConfig) -> np.ndarray:
 def write_randomized_sheet(cfg: RandomizedSheetConfig) -> Path:
     """Renders the sheet and writes it to ``cfg.out`` as a PNG; returns the path."""
     sheet = randomized_sheet(cfg)
-    cfg.out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(sheet).quantize(256, method=Image.Quantize.MEDIANCUT).save(
-        cfg.out, optimize=True
-    )
+    save_png(sheet, cfg.out)
     log.info("wrote %s (%d x %d px)", cfg.out, sheet.shape[1], sheet.shape[0])
     return cfg.out

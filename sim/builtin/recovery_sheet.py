@@ -15,9 +15,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from sim import spec
+from sim.builtin.contact_sheet import save_png
 from sim.builtin.env import BuiltinDrivingEnv
 from sim.builtin.recovery import RecoveryViews
 
@@ -93,8 +93,4 @@ def recovery_sheet(cfg: RecoverySheetConfig) -> np.ndarray:
 def write_recovery_sheet(cfg: RecoverySheetConfig) -> Path:
     """Renders the sheet and writes it to ``cfg.out`` as a PNG; returns the path."""
     sheet = recovery_sheet(cfg)
-    cfg.out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(sheet).quantize(256, method=Image.Quantize.MEDIANCUT).save(
-        cfg.out, optimize=True
-    )
-    return cfg.out
+    return save_png(sheet, cfg.out)
