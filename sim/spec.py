@@ -14,6 +14,11 @@ Observation (a dict, what a policy may see):
     * ``speed_mps``: float32 (1,), forward speed in m/s.
     * ``t_s``: float64 (1,), simulation time in seconds. Policies derive their elapsed-time
       input from differences of ``t_s``, never from an assumed control rate.
+    * ``command``: int64 (1,), the route's high-level command (:class:`Command`, CARLA's
+      ``RoadOption`` / CIL's): ``FOLLOW_LANE`` except from :data:`COMMAND_LEAD_M` before a
+      junction's entry until the car leaves the junction, when it is the branch the route takes
+      there (``LEFT``, ``RIGHT`` or ``STRAIGHT``). Always ``FOLLOW_LANE`` on a road without
+      junctions.
 
 Action:
     float32 (1,), the path curvature kappa in 1/m, positive = turning left. It is
@@ -36,6 +41,7 @@ Episode end:
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -72,6 +78,49 @@ class EnvClosedError(LiquidDriveError, RuntimeError, gym_error.ClosedEnvironment
 IMAGE = "image"
 SPEED_MPS = "speed_mps"
 T_S = "t_s"
+COMMAND = "command"
+
+
+class Command(enum.IntEnum):
+    """The route's high-level command at a step (the ``command`` observation)."""
+
+    FOLLOW_LANE = 0
+    """Keep the lane; no junction ahead (or the route has none)."""
+    LEFT = 1
+    """Turn left at the junction ahead (crossing the oncoming lane)."""
+    RIGHT = 2
+    """Turn right at the junction ahead."""
+    STRAIGHT = 3
+    """Go straight through the junction ahead."""
+
+
+COMMAND_NAMES: tuple[str, ...] = tuple(c.name.lower() for c in Command)
+"""``("follow_lane", "left", "right", "straight")``, indexed by the command's value."""
+COMMAND_LEAD_M = 20.0
+"""The command switches from ``FOLLOW_LANE`` to a junction's branch this far (along the route)
+before the junction's entry, m (CIL: about 20 m), and back when the car leaves the junction."""
+
+
+def parse_command(value: Any) -> Command:
+    """A :class:`Command` from its value (an int, a (1,) array) or its name.
+
+    Raises:
+        ContractError: Naming the value and listing the valid commands.
+    """
+    if isinstance(value, str):
+        name = value.strip().lower()
+        if name in COMMAND_NAMES:
+            return Command(COMMAND_NAMES.index(name))
+    else:
+        try:
+            arr = np.asarray(value)
+            if arr.size == 1 and np.issubdtype(arr.dtype, np.integer):
+                return Command(int(arr.reshape(-1)[0]))
+        except (TypeError, ValueError):
+            pass
+    valid = ", ".join(f"{c.value} {c.name.lower()}" for c in Command)
+    raise ContractError(f"unknown command {_describe(value)}; valid: {valid}")
+
 
 # ---------------------------------------------------------------------------------------------
 # Info keys (privileged)
@@ -101,6 +150,10 @@ INFO_ROUTE_LENGTH_M = "route_length_m"
 """Total length of the route for this episode, m."""
 INFO_TARGET_SPEED_MPS = "target_speed_mps"
 """Cruise speed the simulator holds in this episode, m/s."""
+INFO_JUNCTION = "junction"
+"""Index (0-based, in route order) of the junction whose command is active: from
+:data:`COMMAND_LEAD_M` before its entry until the car leaves it; -1 elsewhere (always -1 on a
+road without junctions)."""
 
 ALL_INFO_KEYS: tuple[str, ...] = (
     INFO_LATERAL_OFFSET_M,
@@ -117,9 +170,14 @@ ALL_INFO_KEYS: tuple[str, ...] = (
     INFO_COLLISION,
     INFO_ROUTE_LENGTH_M,
     INFO_TARGET_SPEED_MPS,
+    INFO_JUNCTION,
 )
 """Every key the info dict carries on every step (reset and step) of every simulator."""
 
+RESET_INFO_ROUTE_COMMANDS = "route_commands"
+"""Reset info of every simulator: the command of each junction of the episode's route, in
+route order, a tuple of :class:`Command` values (empty for a route without junctions). Step
+info's :data:`INFO_JUNCTION` indexes it."""
 RESET_INFO_WORLD_FACTORS = "world_factors"
 """Reset info only, and only from a simulator asked to randomise its world (builtin
 ``randomize``): the drawn appearance, weather, geometry and camera factors of the episode, a
@@ -212,6 +270,7 @@ def observation_space(
             IMAGE: spaces.Box(0, 255, (camera.height_px, camera.width_px, 3), np.uint8),
             SPEED_MPS: spaces.Box(0.0, max_speed_mps, (1,), np.float32),
             T_S: spaces.Box(0.0, max_time_s, (1,), np.float64),
+            COMMAND: spaces.Box(0, len(Command) - 1, (1,), np.int64),
         }
     )
 
@@ -385,6 +444,13 @@ class TownWeatherSplit:
     town_speeds_mps: tuple[tuple[str, float, float], ...] = ()
     """Per town, ``(name, lowest, highest)`` cruise speed that episodes draw from by default
     (recording's training speed range), m/s; empty when the simulator does not say."""
+    junction_train_towns: tuple[str, ...] = ()
+    """Towns that are road networks with junctions (routes carry commands) whose roads
+    training data may come from; apart from ``train_towns`` (the lane-keeping towns), so the
+    lane-keeping suites and recordings do not change. Empty when the simulator has none apart
+    (CARLA's towns are all junction towns: they are its ``train_towns``/``unseen_towns``)."""
+    junction_unseen_towns: tuple[str, ...] = ()
+    """Held-out junction towns, never in training data."""
 
     def __post_init__(self) -> None:
         for name in ("train_towns", "unseen_towns", "train_weathers", "unseen_weathers"):
@@ -392,7 +458,10 @@ class TownWeatherSplit:
             if not value or not all(isinstance(v, str) and v for v in value):
                 raise ContractError(f"{name} must be a non-empty tuple of names, got {value!r}")
         for kind in ("towns", "weathers"):
-            sets = [getattr(self, f"{part}_{kind}") for part in ("train", "unseen", "other")]
+            parts = ("train", "unseen", "other") + (
+                ("junction_train", "junction_unseen") if kind == "towns" else ()
+            )
+            sets = [getattr(self, f"{part}_{kind}") for part in parts]
             names = [n for s in sets for n in s]
             if len(set(names)) != len(names):
                 shared = sorted({n for n in names if names.count(n) > 1})
@@ -407,8 +476,19 @@ class TownWeatherSplit:
 
     @property
     def towns(self) -> tuple[str, ...]:
-        """Every town name: training, held-out, other."""
-        return (*self.train_towns, *self.unseen_towns, *self.other_towns)
+        """Every town name: training, held-out, other, junction training, junction held-out."""
+        return (
+            *self.train_towns,
+            *self.unseen_towns,
+            *self.other_towns,
+            *self.junction_train_towns,
+            *self.junction_unseen_towns,
+        )
+
+    @property
+    def held_out_towns(self) -> tuple[str, ...]:
+        """Every town training data must never come from: held-out and held-out junction."""
+        return (*self.unseen_towns, *self.junction_unseen_towns)
 
     @property
     def weathers(self) -> tuple[str, ...]:
@@ -448,7 +528,13 @@ class TownWeatherSplit:
         def part(name: str, train: tuple[str, ...], unseen: tuple[str, ...]) -> str:
             return "training" if name in train else "unseen" if name in unseen else "other"
 
-        t = part(town, self.train_towns, self.unseen_towns)
+        t = part(
+            town,
+            (*self.train_towns, *self.junction_train_towns),
+            (*self.unseen_towns, *self.junction_unseen_towns),
+        )
+        if town in (*self.junction_train_towns, *self.junction_unseen_towns):
+            t += " junction"
         w = part(weather, self.train_weathers, self.unseen_weathers)
         return f"{t} town, {w} weather"
 

@@ -373,6 +373,7 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
         obs = self._observe()
         self._episode_over = False
         info = self._info()
+        info[spec.RESET_INFO_ROUTE_COMMANDS] = ()
         if self.world_factors is not None:
             info[spec.RESET_INFO_WORLD_FACTORS] = self.world_factors
         return obs, info
@@ -445,6 +446,7 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
             spec.IMAGE: image,
             spec.SPEED_MPS: np.array([st.speed_mps], dtype=np.float32),
             spec.T_S: np.array([self.t_s], dtype=np.float64),
+            spec.COMMAND: np.array([spec.Command.FOLLOW_LANE], dtype=np.int64),
         }
 
     def _info(self) -> dict[str, Any]:
@@ -463,6 +465,7 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
             spec.INFO_INTERVENTION: self._intervention,
             spec.INFO_COLLISION: False,
             spec.INFO_ROUTE_LENGTH_M: self.config.route_length_m,
+            spec.INFO_JUNCTION: -1,
             "target_speed_mps": self.target_speed_mps,
             "steer_rad": st.steer_rad,
             "road_seed": self.road_seed,

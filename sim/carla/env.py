@@ -310,6 +310,7 @@ class CarlaDrivingEnv(spec.ConfiguredEnv, gym.Env):
         self._episode_done = False
         obs = self._observation(image)
         info = self._info(0.0, collision=False, intervention=False, invasions=[])
+        info[spec.RESET_INFO_ROUTE_COMMANDS] = ()
         return obs, info
 
     def _brake_tick(self) -> None:
@@ -455,6 +456,7 @@ class CarlaDrivingEnv(spec.ConfiguredEnv, gym.Env):
             spec.IMAGE: rgb,
             spec.SPEED_MPS: np.array([self._state.speed_mps], dtype=np.float32),
             spec.T_S: np.array([self._t_s], dtype=np.float64),
+            spec.COMMAND: np.array([spec.Command.FOLLOW_LANE], dtype=np.int64),
         }
 
     def _info(
@@ -475,6 +477,7 @@ class CarlaDrivingEnv(spec.ConfiguredEnv, gym.Env):
             spec.INFO_INTERVENTION: intervention,
             spec.INFO_COLLISION: collision,
             spec.INFO_ROUTE_LENGTH_M: float(self._route_length),
+            spec.INFO_JUNCTION: -1,
             "lane_invasion": bool(invasions),
             "target_speed_mps": self._target_speed,
         }
