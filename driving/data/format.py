@@ -79,6 +79,11 @@ NEURON_PREFIX = "neuron_"
 # Recorded with a learned driver (DAgger, driving/rollout/dagger.py): 1 = the policy's command
 # was applied this step, 0 = the expert's. A dataset without it was driven by the expert.
 POLICY_DROVE = "policy_drove"
+# The route's high-level command on each observation (a sim.spec.Command value) and the index of
+# the route junction whose command is active (-1 = none). Names reserved for the episode format's
+# route-command columns.
+COMMAND = "command"
+JUNCTION = "junction"
 
 
 @dataclass(frozen=True)
