@@ -6,17 +6,17 @@ town, remembers the world's settings, and switches the world and the Traffic Man
 synchronous mode with ``fixed_delta_seconds = 1 / control_rate_hz``: the server then advances
 only when this environment calls ``world.tick()``, exactly once per :meth:`step`.
 
-Each :meth:`reset` destroys the previous episode's actors, sets the weather, spawns the ego
-vehicle at a random free spawn point (retrying on CARLA's spawn-collision error), lets it
-settle onto the road with the brake on, attaches an RGB camera from the camera spec and
-collision and lane-invasion sensors (:mod:`sim.carla.spawning`), plans a route along
-lane-centre waypoints with random turns at junctions (see :mod:`sim.carla.route`) and sets
-the car going at the episode's target speed. Each :meth:`step` converts the curvature to
-CARLA's steer (:mod:`sim.carla.convert`), holds the target speed with a PI cruise controller,
-ticks, takes the camera image of exactly that frame (older, late images are discarded),
-drains the event sensors without waiting, and measures the privileged ``info`` against the
-route. After ``terminated`` or ``truncated``, :meth:`step` raises
-:class:`sim.spec.ResetNeededError` until the next :meth:`reset`.
+Each :meth:`reset` destroys the previous episode's actors, sets the weather, spawns the ego vehicle
+at a random free spawn point (retrying on CARLA's spawn-collision error), lets it settle onto the
+road with the brake on, attaches an RGB camera from the camera spec and collision and lane-invasion
+sensors (:mod:`sim.carla.spawning`), with a route planned over the map's lane graph with random
+branches at junctions, reproducible per seed, and a command per junction (:mod:`sim.carla.planner`),
+and sets the car going at the episode's target speed; a spawn point with no route of the requested
+length is skipped. Each :meth:`step` converts the curvature to CARLA's steer
+(:mod:`sim.carla.convert`), holds the target speed with a PI cruise controller, ticks, takes the
+camera image of exactly that frame (older, late images are discarded), drains the event sensors
+without waiting, and measures the privileged ``info`` against the route. After ``terminated`` or
+``truncated``, :meth:`step` raises :class:`sim.spec.ResetNeededError` until the next :meth:`reset`.
 
 Cleanup (:meth:`close`; also run when any exception, ``KeyboardInterrupt`` included, escapes
 ``reset``/``step``, when the environment is dropped without ``close()``, at interpreter exit,
@@ -59,7 +59,8 @@ from sim.carla.convert import (
     yaw_from_carla,
     yaw_to_carla,
 )
-from sim.carla.route import Projection, Route, plan_route
+from sim.carla.planner import LaneGraph, RouteRequest, plan_route
+from sim.carla.route import Projection, Route
 from sim.carla.session import ServerSession
 from sim.carla.spawning import (
     VehicleGeometry,
@@ -156,6 +157,8 @@ class CarlaDrivingEnv(spec.ConfiguredEnv, gym.Env):
         self._vehicle: Any = None
         self._camera_q = self._collisions = self._invasions = None
         self._route: Route | None = None
+        self._graph: LaneGraph | None = None
+        self._route_commands: tuple[spec.Command, ...] = ()
         self._state: VehicleState | None = None
         self._last_image: np.ndarray | None = None
         self._geometry = VehicleGeometry.fallback(cfg.fallback_wheelbase_m, cfg.max_curvature_per_m)
@@ -230,6 +233,8 @@ class CarlaDrivingEnv(spec.ConfiguredEnv, gym.Env):
             EnvClosedError: After :meth:`close` (also after an earlier reset or step failed).
             CarlaConfigError: For an unknown option.
             CarlaCleanupError: If the previous episode's actors could not be destroyed.
+            RoutePlanError: If no route of ``route_length_m`` leads on from any spawn point
+                tried (naming the town, seed and why).
         """
         spec.check_env_state("reset", closed=self._closed)
         super().reset(seed=seed)
@@ -264,12 +269,20 @@ class CarlaDrivingEnv(spec.ConfiguredEnv, gym.Env):
             else 2.0 * cfg.route_length_m / self._target_speed + 10.0
         )
         self._speed_integral = 0.0
+        if self._graph is None:
+            self._graph = LaneGraph(session.map)
+        request = RouteRequest(cfg.route_length_m + _ROUTE_LOOKAHEAD_M, cfg.town, seed)
+        route_seed = int(rng.integers(2**32))
 
-        self._vehicle, start_wp = spawn_vehicle(
+        def plan(start_wp: Any) -> Route:
+            return plan_route(self._graph, start_wp, request, np.random.default_rng(route_seed))
+
+        self._vehicle, self._route = spawn_vehicle(
             session,
             rng,
             float(options.get("start_offset_m", 0.0)),
             float(options.get("start_heading_rad", 0.0)),
+            plan,
         )
         # The car drops onto the road with the brake on. Wheel positions are only valid once
         # the vehicle has been ticked; the camera listens from then on so that its exposure
@@ -286,15 +299,7 @@ class CarlaDrivingEnv(spec.ConfiguredEnv, gym.Env):
         for _ in range(settle_ticks - 1):
             self._brake_tick()
         self._collisions, self._invasions = spawn_event_sensors(session, self._vehicle)
-        self._route = plan_route(
-            start_wp, cfg.route_length_m + _ROUTE_LOOKAHEAD_M, lambda n: int(rng.integers(n))
-        )
         self._route_length = cfg.route_length_m
-        if self._route.length_m - _ROUTE_LOOKAHEAD_M < cfg.route_length_m - 1.0:
-            self._route_length = max(self._route.length_m - _ROUTE_LOOKAHEAD_M, 1.0)
-            logger.warning(
-                "route dead-ends: %.0f m instead of %.0f m", self._route_length, cfg.route_length_m
-            )
         self._state = None
         # Like the builtin simulator, the episode starts at the target speed.
         forward = self._vehicle.get_transform().get_forward_vector()
@@ -307,10 +312,14 @@ class CarlaDrivingEnv(spec.ConfiguredEnv, gym.Env):
         self._invasions.drain()
         self._state = self._measure()
         self._start_s = self._state.projection.s_m
+        end_s = self._start_s + self._route_length
+        self._route_commands = tuple(
+            j.command for j in self._route.junctions if j.entry_s_m - spec.COMMAND_LEAD_M < end_s
+        )
         self._episode_done = False
         obs = self._observation(image)
         info = self._info(0.0, collision=False, intervention=False, invasions=[])
-        info[spec.RESET_INFO_ROUTE_COMMANDS] = ()
+        info[spec.RESET_INFO_ROUTE_COMMANDS] = self._route_commands
         return obs, info
 
     def _brake_tick(self) -> None:
@@ -456,7 +465,7 @@ class CarlaDrivingEnv(spec.ConfiguredEnv, gym.Env):
             spec.IMAGE: rgb,
             spec.SPEED_MPS: np.array([self._state.speed_mps], dtype=np.float32),
             spec.T_S: np.array([self._t_s], dtype=np.float64),
-            spec.COMMAND: np.array([spec.Command.FOLLOW_LANE], dtype=np.int64),
+            spec.COMMAND: np.array([self._command()[1]], dtype=np.int64),
         }
 
     def _info(
@@ -477,10 +486,17 @@ class CarlaDrivingEnv(spec.ConfiguredEnv, gym.Env):
             spec.INFO_INTERVENTION: intervention,
             spec.INFO_COLLISION: collision,
             spec.INFO_ROUTE_LENGTH_M: float(self._route_length),
-            spec.INFO_JUNCTION: -1,
+            spec.INFO_JUNCTION: self._command()[0],
             "lane_invasion": bool(invasions),
             "target_speed_mps": self._target_speed,
         }
+
+    def _command(self) -> tuple[int, spec.Command]:
+        """The active junction's index and command at the car's projection (see the spec)."""
+        index, command = self._route.command_at(self._state.projection.s_m)
+        if index >= len(self._route_commands):  # a junction beyond the episode's end
+            return -1, spec.Command.FOLLOW_LANE
+        return index, command
 
     def _lost(self, err: BaseException) -> CarlaConnectionError:
         cfg = self.config

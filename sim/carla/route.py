@@ -1,28 +1,43 @@
-"""A route along lane-centre waypoints, in our frame, and the vehicle's projection onto it.
+"""A route along lane-centre waypoints, in our frame, its junctions, and projecting onto it.
 
-The environment builds one route per episode by walking ``Waypoint.next(step)`` from the
-start waypoint; where ``next`` returns several waypoints (a junction: one per branch) one is
-chosen at random with the episode's generator. Every privileged quantity of the contract
-(lateral offset, heading error, road curvature, progress, lane half width) is measured
-against this route, so the expert and the metrics agree on which way the car should go
-through a junction.
+The environment plans one route per episode over the map's lane graph
+(:mod:`sim.carla.planner`). Every privileged quantity of the contract (lateral offset,
+heading error, road curvature, progress, lane half width) is measured against this route, so
+the expert and the metrics agree on which way the car should go through a junction; the
+route's junctions carry the command the car is given before and inside each
+(:meth:`Route.command_at`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from liquid_drive.errors import LiquidDriveError
-from sim.carla.convert import wrap_angle, xy_from_carla
+from sim import spec
+from sim.carla.convert import wrap_angle
 
 
 class RouteError(LiquidDriveError, RuntimeError):
     """The map gave no usable route from the start waypoint."""
+
+
+@dataclass(frozen=True)
+class RouteJunction:
+    """One junction a route passes, and the branch it takes there."""
+
+    index: int
+    """Position among the route's junctions (0-based, route order): ``info["junction"]``."""
+    junction_id: int
+    """The map's id of the junction (``Waypoint.junction_id``)."""
+    entry_s_m: float
+    """Route arc length where the route enters the junction, m."""
+    exit_s_m: float
+    """Route arc length where it leaves the junction, m."""
+    command: spec.Command
+    """``LEFT``, ``RIGHT`` or ``STRAIGHT``: the branch the route takes."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,7 @@ class Route:
         x_m, y_m: Lane-centre points in our frame, m, at least two, distinct neighbours.
         half_width_m: Half the lane width at each point, m.
         junction: Whether each point lies inside a junction.
+        junctions: The junctions the route passes, in order (none: a road without junctions).
         curvature_window_m: Arc length over which the heading is differentiated for the
             curvature, m (waypoints are piecewise, so a point difference is noisy).
     """
@@ -66,6 +82,7 @@ class Route:
         y_m: np.ndarray,
         half_width_m: np.ndarray,
         junction: np.ndarray,
+        junctions: tuple[RouteJunction, ...] = (),
         curvature_window_m: float = 4.0,
     ) -> None:
         self.x = np.asarray(x_m, dtype=np.float64)
@@ -77,6 +94,7 @@ class Route:
             raise RouteError("route has repeated points")
         self.half_width = np.asarray(half_width_m, dtype=np.float64)
         self.junction = np.asarray(junction, dtype=bool)
+        self.junctions = tuple(junctions)
         self.s = np.concatenate([[0.0], np.cumsum(seg)])
         seg_yaw = np.arctan2(np.diff(self.y), np.diff(self.x))
         self.seg_yaw = seg_yaw
@@ -113,6 +131,28 @@ class Route:
         i0, i1 = np.searchsorted(self.s, [s_m, s_m + horizon_m])
         kappa = float(np.abs(self.curvature[i0 : max(i1, i0 + 1)]).max(initial=0.0))
         return math.sqrt(max_lateral_accel_mps2 / kappa) if kappa > 1e-9 else math.inf
+
+    @property
+    def commands(self) -> tuple[spec.Command, ...]:
+        """The command of each junction, in route order (reset info ``route_commands``)."""
+        return tuple(j.command for j in self.junctions)
+
+    def command_at(
+        self, s_m: float, lead_m: float = spec.COMMAND_LEAD_M
+    ) -> tuple[int, spec.Command]:
+        """The junction whose command is active at arc length ``s_m``, and the command.
+
+        A junction's command is active from ``lead_m`` before its entry until the route
+        leaves it; where two windows overlap the earlier junction keeps it until the car has
+        left that junction.
+
+        Returns:
+            ``(index, command)``, or ``(-1, FOLLOW_LANE)`` where no junction's is active.
+        """
+        for j in self.junctions:
+            if j.entry_s_m - lead_m <= s_m < j.exit_s_m:
+                return j.index, j.command
+        return -1, spec.Command.FOLLOW_LANE
 
     def point_at(self, s_m: float) -> tuple[float, float, float]:
         """Our-frame ``(x, y, yaw)`` of the lane centre at arc length ``s_m`` (clamped)."""
@@ -160,47 +200,3 @@ class Route:
             y_m=float(py[k]),
             yaw_rad=lane_yaw,
         )
-
-
-def plan_route(
-    start_waypoint: Any,
-    length_m: float,
-    choose: Callable[[int], int],
-    step_m: float = 1.0,
-) -> Route:
-    """Walks lane-centre waypoints from ``start_waypoint`` for ``length_m`` metres.
-
-    Args:
-        start_waypoint: A CARLA ``Waypoint`` (or the stand-in's) on the lane centre.
-        length_m: Arc length wanted, m; the route is shorter if the lane dead-ends.
-        choose: ``choose(n) -> i`` picks a branch where ``next`` offers ``n > 1``
-            (the environment passes its seeded generator: random turns at junctions).
-        step_m: Waypoint spacing, m.
-
-    Returns:
-        The route in our frame.
-
-    Raises:
-        RouteError: If the start waypoint has no successor at all.
-    """
-    wps = [start_waypoint]
-    n_steps = math.ceil(length_m / step_m)
-    wp = start_waypoint
-    for _ in range(n_steps):
-        nxt = wp.next(step_m)
-        if not nxt:
-            break
-        wp = nxt[choose(len(nxt))] if len(nxt) > 1 else nxt[0]
-        wps.append(wp)
-    xs, ys, hw, junc = [], [], [], []
-    for w in wps:
-        x, y = xy_from_carla(w.transform.location)
-        if xs and math.hypot(x - xs[-1], y - ys[-1]) < 1e-3:
-            continue
-        xs.append(x)
-        ys.append(y)
-        hw.append(float(w.lane_width) / 2.0)
-        junc.append(bool(w.is_junction))
-    if len(xs) < 2:
-        raise RouteError("no lane continues from the start waypoint (a dead end)")
-    return Route(np.array(xs), np.array(ys), np.array(hw), np.array(junc))

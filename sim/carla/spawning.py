@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,8 @@ from sim.carla.convert import (
     yaw_from_carla,
     yaw_to_carla,
 )
+from sim.carla.planner import RoutePlanError
+from sim.carla.route import Route
 from sim.carla.sensors import EventBuffer, FrameQueue, camera_blueprint, camera_transform
 from sim.carla.session import ServerSession
 from sim.spec import CameraSpec
@@ -55,21 +58,32 @@ class VehicleGeometry:
 
 
 def spawn_vehicle(
-    session: ServerSession, rng: np.random.Generator, offset_m: float, heading_rad: float
-) -> tuple[Any, Any]:
-    """Spawns the ego car at a shuffled free spawn point, offset and turned from its lane.
+    session: ServerSession,
+    rng: np.random.Generator,
+    offset_m: float,
+    heading_rad: float,
+    plan: Callable[[Any], Route],
+) -> tuple[Any, Route]:
+    """Spawns the ego car at a shuffled free spawn point a route can be planned from.
+
+    Spawn points are tried in a random order; one whose waypoint has no route of the
+    requested length (``plan`` raises :class:`RoutePlanError`: a dead end, a lane cut off
+    from the network) or that is occupied is skipped.
 
     Args:
         session: The server session (tracks the car).
         rng: Shuffles the spawn points.
         offset_m: Lateral offset from the lane centre, m, positive = left.
         heading_rad: Heading relative to the lane, rad, positive = left.
+        plan: ``plan(start_waypoint) -> route`` (reproducible for a waypoint).
 
     Returns:
-        ``(vehicle, start_waypoint)``.
+        ``(vehicle, route)``.
 
     Raises:
         CarlaSpawnError: If the map has no spawn points or none of those tried is free.
+        RoutePlanError: If no route could be planned from any spawn point tried, with the
+            first one's reason.
     """
     cfg, carla, cmap = session.config, session.carla, session.map
     bp = session.blueprints.find(cfg.vehicle_blueprint)
@@ -77,12 +91,20 @@ def spawn_vehicle(
     points = cmap.get_spawn_points()
     if not points:
         raise CarlaSpawnError(f"map {cfg.town} has no spawn points")
-    for i in rng.permutation(len(points))[: cfg.max_spawn_attempts]:
+    unplannable: list[RoutePlanError] = []
+    tried = rng.permutation(len(points))[: cfg.max_spawn_attempts]
+    for i in tried:
         point = points[int(i)]
         wp = cmap.get_waypoint(
             point.location, project_to_road=True, lane_type=carla.LaneType.Driving
         )
         if wp is None:
+            continue
+        try:
+            route = plan(wp)
+        except RoutePlanError as err:
+            unplannable.append(err)
+            logger.info("spawn point %d: %s", int(i), err)
             continue
         x, y = xy_from_carla(wp.transform.location)
         lane_yaw = yaw_from_carla(wp.transform.rotation.yaw)
@@ -99,7 +121,12 @@ def spawn_vehicle(
                 raise
             logger.info("spawn point %d occupied, trying another", int(i))
             continue
-        return vehicle, wp
+        return vehicle, route
+    if len(unplannable) == len(tried):
+        raise RoutePlanError(
+            f"none of the {len(tried)} spawn points tried in {cfg.town} has a route of "
+            f"{cfg.route_length_m:g} m; the first: {unplannable[0]}"
+        )
     raise CarlaSpawnError(
         f"no free spawn point in {cfg.town} after {cfg.max_spawn_attempts} attempts "
         "(actors left by another client? restart the server or reload the world)"

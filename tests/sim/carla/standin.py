@@ -315,6 +315,7 @@ class Waypoint:
         )
         self.lane_width = ln.width_m
         self.is_junction = s < ln.junction_m
+        self.junction_id = 1 if self.is_junction else -1  # one junction: where the lanes meet
         self.road_id, self.lane_id, self.section_id = ln.road_id, -1, 0
         self.lane_type = LaneType.Driving
         self.id = hash((lane, round(s, 3)))
@@ -352,6 +353,15 @@ class Map:
         k = int(np.argmin(d2))
         return int(self._owner[k]), float(self._s[k]), math.sqrt(float(d2[k]))
 
+    def get_topology(self) -> list[tuple[Waypoint, Waypoint]]:
+        """Per lane and successor: (lane start, successor start); a dead end: (start, end)."""
+        out = []
+        for i, ln in enumerate(self._lanes):
+            entry = Waypoint(self, i, 0.0)
+            ends = [Waypoint(self, j, 0.0) for j in ln.successors]
+            out.extend((entry, e) for e in ends or [Waypoint(self, i, ln.length)])
+        return out
+
     def get_waypoint(
         self,
         location: Location,
@@ -384,16 +394,29 @@ class Map:
 class RealMap:
     """The real wheel's offline ``carla.Map(name, xodr)`` behind the stand-in's map interface.
 
-    Waypoints, lane widths and the left-handed geometry are the real library's; spawn points
-    (which come from the UE level, not the OpenDRIVE, so the offline map has none) are lane
-    centres of the given lane every 20 m, 2 m above the road like CARLA's.
+    Waypoints, lane widths, the topology and the left-handed geometry are the real
+    library's; spawn points (which come from the UE level, not the OpenDRIVE, so the offline
+    map has none) are lane centres of the given lane every 20 m, 2 m above the road like
+    CARLA's, or the given ``(road_id, lane_id, s)`` OpenDRIVE positions.
     """
 
-    def __init__(self, real_carla: Any, name: str, xodr: str, lane_id: int = -1) -> None:
+    def __init__(
+        self,
+        real_carla: Any,
+        name: str,
+        xodr: str,
+        lane_id: int = -1,
+        spawn_at: Sequence[tuple[int, int, float]] = (),
+    ) -> None:
         self._real = real_carla
         self._map = real_carla.Map(name, xodr)
         self.name = f"Carla/Maps/{name}"
         self._lane_id = lane_id
+        self.spawn_at = list(spawn_at)
+        """``(road_id, lane_id, s)`` of each spawn point; tests may change it between resets."""
+
+    def get_topology(self) -> list[tuple[Any, Any]]:
+        return self._map.get_topology()
 
     def get_waypoint(self, location: Any, project_to_road: bool = True,
                      lane_type: Any = LaneType.Driving) -> Any:  # fmt: skip
@@ -406,14 +429,17 @@ class RealMap:
         return math.hypot(x - c.x, y - c.y) - wp.lane_width / 2
 
     def get_spawn_points(self) -> list[Transform]:
-        wps = [w for w in self._map.generate_waypoints(20.0) if w.lane_id == self._lane_id]
-        wps = [w for w in wps if w.next(60.0)]  # at least 60 m of road ahead
+        if self.spawn_at:
+            wps = [self._map.get_waypoint_xodr(r, lane, s) for r, lane, s in self.spawn_at]
+        else:
+            wps = [w for w in self._map.generate_waypoints(20.0) if w.lane_id == self._lane_id]
+            wps = sorted((w for w in wps if w.next(60.0)), key=lambda w: w.s)  # 60 m ahead
         return [
             Transform(
                 Location(w.transform.location.x, w.transform.location.y, 2.0),
                 Rotation(yaw=w.transform.rotation.yaw),
             )
-            for w in sorted(wps, key=lambda w: w.s)
+            for w in wps
         ]
 
 
