@@ -74,6 +74,10 @@ class CarlaEnvConfig:
     """Std of Gaussian noise added to the image, on [0, 1] images (the noise suite)."""
     frame_time_jitter: float = 0.0
     """Accepted for the builtin's interface; must be 0 (CARLA steps a fixed delta)."""
+    steering_calibration: str | None = None
+    """Path of a measured steering calibration JSON (``tools/carla_check.py`` writes one,
+    :mod:`sim.carla.calibration`): curvature is mapped to steer by interpolating it; None =
+    the kinematic bicycle with the vehicle's steering curve."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.camera, spec.CameraSpec):

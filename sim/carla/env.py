@@ -40,6 +40,7 @@ import gymnasium as gym
 import numpy as np
 
 from sim import spec
+from sim.carla.calibration import load_calibration
 from sim.carla.config import CarlaEnvConfig
 from sim.carla.connection import (
     CarlaConfigError,
@@ -151,6 +152,9 @@ class CarlaDrivingEnv(spec.ConfiguredEnv, gym.Env):
         self.render_mode = render_mode
         self.observation_space = spec.observation_space(cfg.camera)
         self.action_space = spec.action_space(cfg.max_curvature_per_m)
+        self._calibration = (
+            load_calibration(cfg.steering_calibration) if cfg.steering_calibration else None
+        )
         self._carla = import_carla()
 
         self._closed = False
@@ -346,13 +350,43 @@ class CarlaDrivingEnv(spec.ConfiguredEnv, gym.Env):
                 raise self._lost(err) from err
             raise
 
-    def _step(
-        self, kappa: float
+    def step_steer(
+        self, steer: float
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        cfg, carla, geo = self.config, self._carla, self._geometry
-        factor = steering_curve_factor(geo.steering_curve, self._state.speed_mps)
-        steer = steer_from_curvature(kappa, geo.wheelbase_m, geo.max_steer_rad, factor)
-        applied = curvature_from_steer(steer, geo.wheelbase_m, geo.max_steer_rad, factor)
+        """As :meth:`step`, with CARLA's normalised steer (``[-1, 1]``, + = right) given directly.
+
+        Privileged, for measuring the vehicle's steering response (the calibration);
+        ``info["curvature_applied"]`` is then the mapping's estimate for that steer.
+        """
+        spec.check_env_state(
+            "step", closed=self._closed, started=self._state is not None, ended=self._episode_done
+        )
+        if not (math.isfinite(steer) and -1.0 <= steer <= 1.0):
+            raise spec.ContractError(f"steer must be finite in [-1, 1], got {steer!r}")
+        try:
+            return self._step(0.0, steer)
+        except BaseException as err:
+            self.close()
+            if is_timeout_error(err):
+                raise self._lost(err) from err
+            raise
+
+    def _steer(self, kappa: float, steer: float | None) -> tuple[float, float]:
+        """The steer for a curvature (or the given steer) and the curvature it executes."""
+        geo, speed, cal = self._geometry, self._state.speed_mps, self._calibration
+        if cal is not None:
+            steer = cal.steer_for(kappa, speed) if steer is None else steer
+            return steer, cal.curvature_for(steer, speed)
+        factor = steering_curve_factor(geo.steering_curve, speed)
+        if steer is None:
+            steer = steer_from_curvature(kappa, geo.wheelbase_m, geo.max_steer_rad, factor)
+        return steer, curvature_from_steer(steer, geo.wheelbase_m, geo.max_steer_rad, factor)
+
+    def _step(
+        self, kappa: float, steer: float | None = None
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        cfg, carla = self.config, self._carla
+        steer, applied = self._steer(kappa, steer)
         throttle, brake = self._cruise(self._state.speed_mps)
         self._vehicle.apply_control(
             carla.VehicleControl(throttle=throttle, steer=steer, brake=brake)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
 import pytest
 
 from driving.data import episodes as ep
@@ -67,3 +69,47 @@ def test_record_train_evaluate_through_the_carla_backend(localhost_server, tmp_p
     assert len(policy) == 2 and all(r["metrics"]["steps"] > 0 for r in policy)
     assert any(r["rollout"] for r in policy)  # the policy's rollout, with neuron states
     assert srv.live_actors() == [] and not srv.settings.synchronous_mode
+
+
+def test_carla_check_passes_on_the_standin_and_writes_a_calibration(fake_carla, tmp_path, capsys):
+    from sim.carla.calibration import load_calibration
+    from sim.carla.connection import CarlaVersionWarning
+    from tools import carla_check
+
+    srv = standin.Server(host="localhost", port=25100)
+    try:
+        out = tmp_path / "cal.json"
+        argv = ["--host", "localhost", "--port", str(srv.port), "--route-length-m", "120",
+                "--sync-steps", "20", "--calibration-out", str(out)]  # fmt: skip
+        status = carla_check.main(argv)
+        table = capsys.readouterr().out
+        assert status == 0, table
+        assert table.count("| pass |") == 6 and "FAIL" not in table
+        cal = load_calibration(out)
+        # The stand-in is a kinematic car: curvature = tan(steer * 70 deg * lock) / 2.875 m.
+        lock = float(np.interp(4.0 * 3.6, *zip(*standin.STEERING_CURVE, strict=True)))
+        expect = math.tan(0.1 * math.radians(70.0) * lock) / 2.875
+        assert cal.curvature_for(-0.1, 4.0) == pytest.approx(expect, rel=0.05)
+        assert srv.live_actors() == [] and not srv.settings.synchronous_mode
+        srv.version = "0.9.15"
+        with pytest.warns(CarlaVersionWarning):
+            assert carla_check.main(argv) == 1
+        assert "| versions | FAIL |" in capsys.readouterr().out
+    finally:
+        srv.stop()
+
+
+def test_a_bad_calibration_file_is_a_clear_error(tmp_path):
+    from sim.carla.calibration import from_points, load_calibration
+    from sim.carla.connection import CarlaConfigError
+
+    good = from_points("v", "0.9.16", [(5.0, -0.1, 0.04), (5.0, 0.1, -0.04)])
+    path = good.save(tmp_path / "cal.json")
+    assert load_calibration(path).steer_for(0.02, 5.0) == pytest.approx(-0.05)
+    data = json.loads(path.read_text())
+    data["points"][1]["curvature_per_m"] = 0.05  # not decreasing with steer
+    path.write_text(json.dumps(data))
+    with pytest.raises(CarlaConfigError, match=r"cal.json: calibration at 5 m/s"):
+        load_calibration(path)
+    with pytest.raises(CarlaConfigError, match="cannot read"):
+        load_calibration(tmp_path / "missing.json")
