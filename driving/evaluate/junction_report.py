@@ -70,3 +70,64 @@ def junction_table(rows: Sequence[dict[str, Any]], suite: str, models: Sequence[
                 cells = [m, label, *row_cells(r["junctions"])]
                 lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def seed_junctions(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """One model family's junction success on a suite, pooled over its seeds' summary rows.
+
+    Args:
+        rows: Each seed's ``metrics.json`` summary row of the suite (group ``suite``).
+
+    Returns:
+        None when no row has junctions; else per column of :data:`COLUMNS` (``all``, ``left``,
+        ``right``, ``straight``) ``{"n", "succeeded", "success_rate"}`` summed over the
+        seeds, ``not_reached`` summed, and ``seed_success_rates``: each seed's overall rate
+        (seeds that passed no junction left out).
+    """
+    pooled = [r["junctions"] for r in rows if "junctions" in r]
+    if not pooled:
+        return None
+    out: dict[str, Any] = {}
+    for column in COLUMNS:
+        entries = [p if column == "all" else p["by_command"].get(column) for p in pooled]
+        n = sum(e["n"] for e in entries if e is not None)
+        ok = sum(e["succeeded"] for e in entries if e is not None)
+        out[column] = {"n": n, "succeeded": ok, "success_rate": ok / n if n else None}
+    out["not_reached"] = sum(p["not_reached"] for p in pooled)
+    out["seed_success_rates"] = [p["success_rate"] for p in pooled if p["n"]]
+    return out
+
+
+def seed_junction_table(
+    table: Sequence[dict[str, Any]], suites: Sequence[str], headers: Sequence[str]
+) -> list[str]:
+    """The lines of ``results.md``'s junction table (empty when no suite has junctions).
+
+    Args:
+        table: The families of :func:`driving.evaluate.compare.seed_table` (a suite cell has
+            ``junctions`` from :func:`seed_junctions` when its episodes had junctions).
+        suites: The table's suites.
+        headers: Their column headers (route set named off the test routes).
+    """
+    chosen = [
+        (s, h)
+        for s, h in zip(suites, headers, strict=True)
+        if any("junctions" in e["suites"].get(s, {}) for e in table)
+    ]
+    if not chosen:
+        return []
+    lines = [
+        "",
+        "Junction success, pooled over seeds (succeeded / junctions passed), all and per command:",
+        "",
+        "| model | seeds | " + " | ".join(f"{h} {c}" for _, h in chosen for c in COLUMNS) + " |",
+        "|---|---|" + "---|" * (len(chosen) * len(COLUMNS)),
+    ]
+    for entry in table:
+        cells = []
+        for suite, _ in chosen:
+            j = entry["suites"].get(suite, {}).get("junctions")
+            cells += [success_cell(None if j is None else j[c]) for c in COLUMNS]
+        seeds = ", ".join(str(s) for s in entry["seeds"]) or "-"
+        lines.append(f"| {entry['model']} | {seeds} | " + " | ".join(cells) + " |")
+    return lines
