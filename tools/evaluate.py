@@ -8,14 +8,16 @@ Usage::
     python tools/evaluate.py --checkpoint runs/cfc --suite carla-train --sim carla \
         --host localhost --port 2000 --out outputs/eval-carla
     python tools/evaluate.py --suite train-towns --out outputs/eval-expert   # expert only
+    python tools/evaluate.py --checkpoint runs/cmd --suite junctions --out outputs/eval-junctions
 
 Each checkpoint (and always the privileged expert, model name ``expert``) drives every
 episode of the suite closed loop (``driving.evaluate.suites``). In intervention mode (the
 default) a lane departure is counted and the car is put back on the lane centre, the route
 continuing (the NCP / VISTA real-car protocol); in termination mode a departure ends the
 episode. While a policy drives, the expert is queried on every step for the label
-``curvature_expert``. Checkpoints (and their training camera), options and the output folder
-are checked before anything is written.
+``curvature_expert``. Checkpoints (their training camera, and on the junction towns of the
+``junctions`` suite their command input), options and the output folder are checked before
+anything is written.
 
 Output folder: ``metrics.json`` (schema: ``driving/evaluate/report.py``), ``report.md`` with the
 comparison tables, PNG plots (a bar chart per suite; bird's-eye trajectories with the

@@ -11,7 +11,9 @@ Usage::
 
 * ``rollout.mp4``: H.264 video; each frame shows the camera with a saliency overlay, the
   neuron traces by group with a moving time marker, the wiring with neurons coloured by their
-  activity, predicted vs expert curvature and the route from above with the car;
+  activity, predicted vs expert curvature and the route from above with the car; on a route
+  with junctions the active command (arrow and name) on the camera and the command zones
+  coloured on the map;
 * ``frame.png``: the video frame at the middle of the rollout;
 * ``summary.png``: the whole rollout (command, interventions, neuron traces, PCA);
 * ``wiring.png`` and ``wiring.svg``: the wiring diagram (wired cores only);

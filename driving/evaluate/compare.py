@@ -28,7 +28,11 @@ never mix with test results, and their tables say "dev".
         "suites": {"unseen-towns": {"episodes": 54, "distance_km": 324.0,
                                     "interventions_per_km": {"mean", "std", "min", "max",
                                                              "n", "values", "episode_std"},
-                                    "lateral_error_rms_m": {...}, "steering_rate_rms": {...}}}}]}
+                                    "lateral_error_rms_m": {...}, "steering_rate_rms": {...},
+                                    "junctions": {"all" | "left" | "right" | "straight":
+                                                  {"n", "succeeded", "success_rate"},
+                                                  "not_reached", "seed_success_rates"}}}}]}
+                                    # junctions: only for a suite with junctions, pooled
 
 Added by :mod:`driving.evaluate.evidence` (same version; readers ignore unknown keys): per
 metric ``iqm``, ``ci`` [low, high] and ``ci_method``; per learned model ``parameters``
@@ -50,6 +54,7 @@ import numpy as np
 
 from driving.evaluate import evidence
 from driving.evaluate.evidence import StatsConfig
+from driving.evaluate.junction_report import seed_junction_table, seed_junctions
 from driving.evaluate.report import (
     EXPERT,
     TEST_ROUTES,
@@ -225,7 +230,9 @@ def seed_table(
         One dict per family: ``model``, ``seeds``, ``runs`` (seed -> model name) and
         ``suites`` (suite -> ``episodes``, ``distance_km`` and, per name in :data:`METRICS`,
         ``mean``/``std``/``min``/``max``/``n``/``values`` over seeds and ``episode_std``, the spread
-        across episodes when there is a single seed). Suites a family never drove are absent.
+        across episodes when there is a single seed) and, for a suite with junctions,
+        ``junctions`` (:func:`driving.evaluate.junction_report.seed_junctions`). Suites a family
+        never drove are absent.
         With ``stats``, each metric also has ``iqm``, ``ci`` and ``ci_method`` (the bootstrap
         of :func:`driving.evaluate.evidence.cell`; a run without episodes counts as one).
     """
@@ -266,6 +273,9 @@ def seed_table(
                     per_seed = [_records(r, suite) for r in members_in]
                     boot = evidence.cell(per_seed, name, stats)
                     cell[name].update(iqm=boot["iqm"], ci=boot["ci"], ci_method=boot["method"])
+            junctions = seed_junctions(rows)
+            if junctions is not None:
+                cell["junctions"] = junctions
             entry["suites"][suite] = cell
         table.append(entry)
     return table
@@ -372,6 +382,7 @@ def render_markdown(
             for s in suites
         ]
         lines.append(f"| {entry['model']} | " + " | ".join(cells) + " |")
+    lines += seed_junction_table(table, suites, _headers(suites, route_set))
     if analysis is not None:
         lines += ["", evidence.render_section(analysis, suites)]
     lines += ["", "Sources:", ""] + [f"- `{p}`" for p in sources] + [""]

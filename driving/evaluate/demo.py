@@ -28,7 +28,8 @@ from driving.data.atomic import write_text_atomic
 from driving.evaluate.evaluation import check_inputs, model_names, run_jobs
 from driving.evaluate.jobs import EpisodeJob
 from driving.evaluate.metrics import EpisodeMetrics
-from driving.evaluate.report import EXPERT, build_document, write_metrics, write_report
+from driving.evaluate.report import EXPERT, build_document, write_metrics
+from driving.evaluate.report_plots import write_report
 from driving.evaluate.run_folder import rollout_root
 from driving.evaluate.suites import EpisodeSpec
 from driving.viz.visualize import VisualizeConfig, visualize

@@ -29,8 +29,10 @@ from typing import Any, Literal
 
 import sim
 from driving.evaluate.analysis_report import ANALYSES_FILE, include_in_report
+from driving.evaluate.commands import check_command_inputs
 from driving.evaluate.jobs import EpisodeJob, EvalWorkerFactory, JobOutput
-from driving.evaluate.report import EXPERT, build_document, write_metrics, write_report
+from driving.evaluate.report import EXPERT, build_document, write_metrics
+from driving.evaluate.report_plots import write_report
 from driving.evaluate.run_folder import (
     METRICS_FILE,
     RunFolder,
@@ -232,13 +234,17 @@ def plan_jobs(cfg: EvalConfig) -> tuple[list[EpisodeJob], list[dict[str, Any]]]:
 
 
 def check_inputs(jobs: Sequence[EpisodeJob]) -> None:
-    """Loads every checkpoint of the jobs once and checks it against the env's camera.
+    """Loads every checkpoint of the jobs once and checks its command input and camera.
 
-    The env is a probe built from the first job (and closed at once): it also checks the
-    simulator options (and, for CARLA, that the server answers).
+    A checkpoint without a command input is refused on towns with junctions
+    (:mod:`driving.evaluate.commands`). The env is a probe built from the first job (and
+    closed at once): it also checks the simulator options (and, for CARLA, that the server
+    answers).
 
     Raises:
         driving.model.checkpoint.CheckpointError: For a missing or broken checkpoint.
+        driving.evaluate.commands.CommandInputError: For a checkpoint without a command input
+            asked to drive junction towns.
         driving.rollout.policies.CameraMismatchError: For a camera the policy was not
             trained with.
     """
@@ -246,6 +252,12 @@ def check_inputs(jobs: Sequence[EpisodeJob]) -> None:
     loaded = [load_driving_policy(c) for c in checkpoints]
     if not jobs:
         return
+    check_command_inputs(
+        [(p.checkpoint, p.policy.config) for p in loaded],
+        [j.spec.town for j in jobs],
+        sim.split(jobs[0].sim),
+        jobs[0].spec.suite,
+    )
     env = jobs[0].make_env()
     try:
         camera = env.unwrapped.camera
@@ -325,6 +337,8 @@ def evaluate(cfg: EvalConfig) -> EvalSummary:
     Raises:
         EvalError, driving.evaluate.suites.SuiteError: For a bad request.
         driving.model.checkpoint.CheckpointError: For a broken checkpoint (nothing written).
+        driving.evaluate.commands.CommandInputError: For a checkpoint without a command input
+            asked to drive junction towns (nothing written).
         driving.rollout.policies.CameraMismatchError: For a camera the policy was not trained
             with (nothing written).
         driving.evaluate.run_folder.RunFolderError: If ``cfg.out`` holds another run

@@ -30,6 +30,7 @@ from driving.data.episodes import (
     EpisodeWriter,
     create_or_open_dataset,
 )
+from driving.evaluate.junction_metrics import junction_metrics
 from driving.evaluate.metrics import EpisodeMetrics, metrics_from_columns
 from driving.evaluate.report import EpisodeResult, TrajectoryTrace
 from driving.evaluate.suites import EpisodeSpec
@@ -144,7 +145,7 @@ def _open_writer(job: EpisodeJob, env: Any, extra: dict[str, str]) -> EpisodeWri
 def run_job(
     job: EpisodeJob, loaded: LoadedPolicy | None = None, driver: OnnxPolicy | None = None
 ) -> JobOutput:
-    """Builds the env, drives one episode, scores it and writes its rollout if asked.
+    """Builds the env, drives one episode, scores it (and its junctions) and writes its rollout.
 
     Args:
         job: The episode.
@@ -210,7 +211,9 @@ def run_job(
         y[keep],
         departures_xy_m=np.stack([x[departures], y[departures]], axis=1),
     )
-    result = EpisodeResult(job.model, job.spec, metrics, rollout)
+    # an EpisodeLog of a simulator without route commands has no route_commands: none
+    junctions = junction_metrics(log.columns, route_commands=getattr(log, "route_commands", ()))
+    result = EpisodeResult(job.model, job.spec, metrics, rollout, junctions)
     return JobOutput(result, trace, time.perf_counter() - start)
 
 

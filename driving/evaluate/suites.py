@@ -39,6 +39,15 @@ rotate over the routes so that every weather of the suite is driven at least onc
   active test (Lechner et al. 2020, Fig. 4a); ``train-towns`` is its variance-0 point. Not
   part of ``all``: it costs as much as ``noise`` again, and adding it would change the run
   record of every ``all`` evaluation, so none of them could be resumed or compared.
+* ``junctions``: the junction towns (road networks whose routes carry a command per junction,
+  ``sim.spec.Command``) under the training weathers, in two conditions: ``train towns``
+  (``TownWeatherSplit.junction_train_towns``) and ``unseen towns`` (``junction_unseen_towns``,
+  never in training data). Scored like every suite, plus per-junction success
+  (:mod:`driving.evaluate.junction_metrics`). Not part of ``all``: a checkpoint without a
+  command input cannot drive it (evaluation refuses one, :mod:`driving.evaluate.commands`),
+  while every checkpoint can drive ``all``. Builtin only: a split without junction towns
+  (``sim.split("carla")``, whose towns are all junction towns, its ``train_towns`` and
+  ``unseen_towns``) is an error here; CARLA's junctions are driven by the ``carla-*`` suites.
 
 Noise is the same for every model: the builtin env draws it from its episode RNG, which
 ``env.reset(seed=spec.seed)`` reseeds, and the draws per step do not depend on the actions,
@@ -106,6 +115,8 @@ MAX_ROUTES = DEV_ROUTE_SEEDS[0] - ROUTE_SEEDS[0]
 SPEED_FACTORS: tuple[float, float] = (0.6, 1.3)
 """The ``speed`` suite's cruise speeds: these times a town's lowest and highest training
 speed."""
+JUNCTION_CONDITIONS: tuple[str, str] = ("train towns", "unseen towns")
+"""The ``junctions`` suite's conditions: the training and the held-out junction towns."""
 ROUTE_SETS: tuple[str, ...] = ("test", "dev")
 """``test``: the reported route seeds :data:`ROUTE_SEEDS`; ``dev``: :data:`DEV_ROUTE_SEEDS`."""
 
@@ -128,7 +139,7 @@ CARLA_SUITES: tuple[str, ...] = (
     "carla-new-town-weather",
 )
 """The CARLA suites, in report order."""
-EXTRA_SUITES: tuple[str, ...] = ("noise-variance",)
+EXTRA_SUITES: tuple[str, ...] = ("noise-variance", "junctions")
 """Builtin suites outside ``all`` (driven only when asked for by name)."""
 SuiteName = Literal[
     "train-towns",
@@ -146,6 +157,7 @@ SuiteName = Literal[
     "carla-new-weather",
     "carla-new-town-weather",
     "noise-variance",
+    "junctions",
 ]
 """A suite name (for typed configs and CLIs)."""
 SUITES: tuple[str, ...] = get_args(SuiteName)
@@ -375,6 +387,8 @@ def build_suite(
         return _routes(name, "clean", towns, weathers, n, length_m, first, every_pair=True)
     if name == "speed":
         return _speed_suite(s, n, length_m, first)
+    if name == "junctions":
+        return _junction_suite(s, n, length_m, first)
     if name in ("noise", "noise-variance"):
         levels = (
             [(f"noise {std:g}", std) for std in NOISE_STDS]
@@ -459,6 +473,25 @@ def _speed_suite(split: TownWeatherSplit, n: int, length_m: float, first: int) -
         spec
         for label, speeds in speed_conditions(split)
         for spec in _routes("speed", label, towns, weathers, n, length_m, first, speeds=speeds)
+    ]
+
+
+def _junction_suite(
+    split: TownWeatherSplit, n: int, length_m: float, first: int
+) -> list[EpisodeSpec]:
+    towns = (split.junction_train_towns, split.junction_unseen_towns)
+    if not any(towns):
+        raise SuiteError(
+            "suite 'junctions' needs junction towns, and this split has none "
+            "(junction_train_towns and junction_unseen_towns are empty): a simulator without "
+            "junction towns apart from its lane-keeping ones (CARLA) cannot drive it"
+        )
+    weathers = split.train_weathers
+    return [
+        spec
+        for label, chosen in zip(JUNCTION_CONDITIONS, towns, strict=True)
+        if chosen
+        for spec in _routes("junctions", label, chosen, weathers, n, length_m, first)
     ]
 
 

@@ -18,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
+from driving.viz.commands import draw_command_zones
 from driving.viz.layout import (
     ACTIVITY_CMAP,
     EXPERT_COLOUR,
@@ -217,6 +218,7 @@ def summary_figure(track: RolloutTrack, layout: NeuronLayout | None) -> Figure:
     bottom = len(heights) - 1
     ax_map = fig.add_subplot(gs[bottom, 0])
     draw_route(ax_map, track)
+    draw_command_zones(ax_map, track.x_m, track.y_m, track.command)
     ax_map.set_title("route (x = intervention)", fontsize=9, loc="left")
     if has_states and track.states is not None and len(track) >= 2:
         ratio, scores = pca(track.states)

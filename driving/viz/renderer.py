@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from matplotlib.axes import Axes
 
+from driving.viz.commands import GLYPH_H_PX, draw_command_glyph, draw_command_zones
 from driving.viz.layout import (
     ACTIVITY_CMAP,
     MOTOR,
@@ -67,10 +68,11 @@ def _to_pixels(ax: Axes, xy: np.ndarray, height_px: int) -> np.ndarray:
 class FrameRenderer:
     """Composes video frames: static panels drawn once, moving parts drawn per frame.
 
-    Panels: camera image with the saliency overlay; predicted vs expert command; the route
-    from above with the car; neuron traces by group; the wiring diagram with neurons coloured
-    by their current activity. Panels a model lacks (states, wiring) are left out and the
-    others take the room.
+    Panels: camera image with the saliency overlay and the route's junction command (an arrow
+    and its name, none for follow-lane); predicted vs expert command; the route from above
+    with the car, its stretches under a junction command in the command's colour; neuron
+    traces by group; the wiring diagram with neurons coloured by their current activity.
+    Panels a model lacks (states, wiring) are left out and the others take the room.
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class FrameRenderer:
         self.ax_cmd.set_title("curvature command", fontsize=9, loc="left")
         self.ax_cmd.set_xlabel("time (s)", fontsize=8)
         draw_route(self.ax_map, track)
+        draw_command_zones(self.ax_map, track.x_m, track.y_m, track.command)
         self.ax_map.set_title("route from above", fontsize=9, loc="left")
         self.trace_axes: list[Axes] = []
         self.ax_wiring: Axes | None = None
@@ -216,6 +219,8 @@ class FrameRenderer:
                 thickness,
                 cv2.LINE_AA,
             )
+        if r.h >= GLYPH_H_PX + 8:  # the junction command, top right (over the sky)
+            draw_command_glyph(frame, int(self.track.command[step]), r.x1 - 6, r.y0 + 6)
         # Fade the future on every time axis and draw the time marker.
         for rect, xs in zip(self._time_rects, self._marker_x, strict=True):
             x = int(np.clip(xs[step], rect.x0, rect.x1 - 1) + 0.5)

@@ -1,7 +1,8 @@
 """The per-step signals of one rollout as plain arrays, and reading them from disk.
 
 A :class:`RolloutTrack` is what every panel draws: time, predicted and expert command, the
-pose, interventions and (when known) the neuron states and sensory features.
+pose, interventions, the route's command (``sim.spec.Command``; follow-lane when the rollout
+has none) and (when known) the neuron states and sensory features.
 :func:`track_from_episode` builds one from an episode folder in the ``driving.data.episodes``
 format (an evaluation's rollout or a recorded demonstration).
 """
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from driving.data import episodes as E
+from driving.data.format import COMMAND
 from driving.viz.layout import VisualizeError
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,9 @@ class RolloutTrack:
     """Sensory features fed to the core (T, S), if computed; colours the wiring's inputs."""
     title: str = ""
     """Shown on top of the summary figure."""
+    command: np.ndarray | None = None
+    """The route's command the car saw per step, ``sim.spec.Command`` values, (T,); None
+    (a rollout without the column) is follow-lane throughout."""
 
     def __post_init__(self) -> None:
         self.t_s = np.asarray(self.t_s, dtype=np.float64)
@@ -56,6 +61,13 @@ class RolloutTrack:
             if arr.shape != (n,):
                 raise VisualizeError(f"{name} must have shape ({n},), got {arr.shape}")
             setattr(self, name, arr)
+        self.command = (
+            np.zeros(n, dtype=np.int64)
+            if self.command is None
+            else np.asarray(self.command).astype(np.int64)
+        )
+        if self.command.shape != (n,):
+            raise VisualizeError(f"command must be ({n},), got {self.command.shape}")
         self.intervention = np.asarray(self.intervention).astype(bool)
         if self.intervention.shape != (n,):
             raise VisualizeError(f"intervention must be ({n},), got {self.intervention.shape}")
@@ -154,6 +166,7 @@ def track_from_episode(episode: Any) -> RolloutTrack:
         yaw_rad=cols[E.YAW_RAD],
         intervention=cols[E.INTERVENTION],
         states=states,
+        command=cols.get(COMMAND),
         title=(
             f"{episode.path.name}: town {episode.town}, weather {episode.weather}, "
             f"{len(episode)} steps, {int(cols[E.INTERVENTION].sum())} interventions"

@@ -19,8 +19,8 @@ from driving.evaluate.report import (
     results_from_document,
     summarize,
     write_metrics,
-    write_report,
 )
+from driving.evaluate.report_plots import write_report
 from driving.evaluate.suites import EpisodeSpec
 
 MODELS = [{"name": EXPERT, "checkpoint": None}, {"name": "cfc", "checkpoint": "/ck/cfc"}]
