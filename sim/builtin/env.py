@@ -58,6 +58,7 @@ import numpy as np
 from sim import spec
 from sim.builtin.camera import CameraModel
 from sim.builtin.expert import PurePursuitExpert
+from sim.builtin.junction_paint import clear_junctions
 from sim.builtin.randomize import (
     DomainRandomization,
     as_randomization,
@@ -66,7 +67,6 @@ from sim.builtin.randomize import (
 )
 from sim.builtin.recovery import OffsetSchedule, RecoveryViews, render_views
 from sim.builtin.render import VIEW_DISTANCE_M, Renderer
-from sim.builtin.junction_paint import clear_junctions
 from sim.builtin.roads import Road, generate_road
 from sim.builtin.route_plan import Junction, JunctionRoute, build_route
 from sim.builtin.texture import GroundTexture
@@ -451,14 +451,17 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
     def _speed_target(self) -> float:
         """The cruise speed, or a junction route's lower speed limit a little ahead, m/s.
 
-        The limit is read ``speed / speed_gain`` metres ahead, the distance the proportional
-        cruise controller lags behind a falling target, so the car is slow enough in turns.
+        The lower of the limit here and ``speed / speed_gain`` metres ahead, the distance the
+        proportional cruise controller lags behind a falling target, so the car is slow
+        enough when it reaches a turn and does not speed up before it has left it.
         """
         if self.route is None:
             return self.target_speed_mps
-        p = self.vehicle.params
-        ahead = self.vehicle.state.speed_mps / p.speed_gain_per_s
-        limit = self.route.speed_limit_at(self._s + ahead, p.max_accel_mps2)
+        p, route = self.vehicle.params, self.route
+        stretch = 1.0 - self.lane_offset_m * route.road.curvature_at(self._s)
+        ahead = 2.0 * self.vehicle.state.speed_mps / p.speed_gain_per_s / stretch
+        here = route.speed_limit_at(self._s, p.max_accel_mps2)
+        limit = min(here, route.speed_limit_at(self._s + ahead, p.max_accel_mps2))
         return min(self.target_speed_mps, limit)
 
     def _measure(self) -> None:

@@ -229,4 +229,3 @@ def draw_network(layout: JunctionLayout, length_m: float, rng: np.random.Generat
     links = tuple((a, d, b, length) for (a, d), (b, length) in edges.items())
     nodes = tuple(NetworkNode(frozenset(a)) for a in arms)
     return RoadNetwork(nodes, links, start=node(0, layout.rows), lead_m=lead)
-

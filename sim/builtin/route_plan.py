@@ -188,13 +188,16 @@ class JunctionRoute:
         if self._limit is not None and self._limit[0] == accel_mps2:
             return self._limit[1]
         k = self.road.curvature
-        lane_k = np.abs(k / (1.0 - self.lane_offset_m * k))
+        stretch = 1.0 - self.lane_offset_m * k  # lane arc length per centreline arc length
+        lane_k = np.abs(k / stretch)
         v = np.sqrt(self.layout.a_lat_max_mps2 / np.maximum(lane_k, 1e-9)).tolist()
-        dv_back, dv_fwd = 2.0 * self.layout.decel_mps2 * DS_M, 2.0 * accel_mps2 * DS_M
+        # the car covers the lane's arc length: v^2 changes by 2 a ds_lane per sample
+        ds = (0.5 * DS_M * (stretch[1:] + stretch[:-1])).tolist()
+        back, fwd = 2.0 * self.layout.decel_mps2, 2.0 * accel_mps2
         for i in range(len(v) - 2, -1, -1):
-            v[i] = min(v[i], math.sqrt(v[i + 1] ** 2 + dv_back))
+            v[i] = min(v[i], math.sqrt(v[i + 1] ** 2 + back * ds[i]))
         for i in range(1, len(v)):
-            v[i] = min(v[i], math.sqrt(v[i - 1] ** 2 + dv_fwd))
+            v[i] = min(v[i], math.sqrt(v[i - 1] ** 2 + fwd * ds[i - 1]))
         limit = np.asarray(v)
         self._limit = (accel_mps2, limit)
         return limit
@@ -302,7 +305,7 @@ def route_geometry(
         pieces.append(piece)
         at += piece.size
 
-    for k, (step, p) in enumerate(zip(steps, turns, strict=True)):
+    for k, p in enumerate(turns):
         prev_out = box_out[k - 1] if k > 0 else 0.0
         link = network.lead_m if k == 0 else steps[k - 1].link_m
         add(_link_profile(link - prev_out - box_in[k], layout, rng))

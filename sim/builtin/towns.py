@@ -1,7 +1,10 @@
 """Named towns: a road-layout family plus a visual theme each.
 
 Three towns are for training and three are held out as unseen towns for evaluation
-(bends: the largest curvature; lanes: the range of the lane width drawn per road):
+(bends: the largest curvature; lanes: the range of the lane width drawn per road). Apart
+from them, three junction towns (``Town.junctions``, :mod:`sim.builtin.route_plan`) are
+road networks with T and X junctions: ``village``, ``farmland`` (training), ``old_town``
+(held out):
 
 =================  ======  ===========  ==========  ==========================================
 town               split   bends        lanes       what it looks like
@@ -347,9 +350,7 @@ _JUNCTION_TOWN_LIST = (
         ),
         lane_width_m=(3.3, 3.6),
         speed_range_mps=(9.0, 12.0),
-        junctions=JunctionLayout(
-            x_share=0.4, spacing_m=(150.0, 250.0), entry_marking="give_way"
-        ),
+        junctions=JunctionLayout(x_share=0.4, spacing_m=(150.0, 250.0), entry_marking="give_way"),
     ),
     Town(
         name="old_town",
@@ -372,9 +373,7 @@ _JUNCTION_TOWN_LIST = (
         ),
         lane_width_m=(3.0, 3.3),
         speed_range_mps=(7.0, 10.0),
-        junctions=JunctionLayout(
-            x_share=0.7, spacing_m=(120.0, 200.0), turn_radius_m=(11.6, 14.0)
-        ),
+        junctions=JunctionLayout(x_share=0.7, spacing_m=(120.0, 200.0), turn_radius_m=(11.6, 14.0)),
     ),
 )
 
