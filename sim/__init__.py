@@ -59,6 +59,8 @@ def split(sim: str = "builtin") -> TownWeatherSplit:
     """The town and weather names of a simulator and its training / held-out split.
 
     Builtin: training towns countryside, suburb, highway; unseen mountain_pass, desert, snow;
+    junction towns (road networks with T and X junctions, routes with commands): training
+    village, farmland; unseen old_town;
     training weathers clear_noon, overcast, sunset, wet_road; unseen night, fog, heavy_rain.
     CARLA (CoRL2017 / NoCrash): train Town01 under ClearNoon, WetNoon, HardRainNoon,
     ClearSunset; test Town02 and WetSunset, SoftRainSunset. Importing either table needs no
@@ -68,20 +70,23 @@ def split(sim: str = "builtin") -> TownWeatherSplit:
         ContractError: For an unknown simulator name.
     """
     if sim == "builtin":
-        from sim.builtin.towns import TOWNS, TRAIN_TOWNS, UNSEEN_TOWNS, get_town
+        from sim.builtin import towns
         from sim.builtin.weather import TRAIN_WEATHERS, UNSEEN_WEATHERS, WEATHERS
 
-        train_towns, unseen_towns = tuple(TRAIN_TOWNS), tuple(UNSEEN_TOWNS)
+        train_towns, unseen_towns = tuple(towns.TRAIN_TOWNS), tuple(towns.UNSEEN_TOWNS)
         train_weathers, unseen_weathers = tuple(TRAIN_WEATHERS), tuple(UNSEEN_WEATHERS)
-        all_towns, all_weathers, open_names = tuple(TOWNS), tuple(WEATHERS), False
-        speeds = tuple((t, *get_town(t).speed_range_mps) for t in TOWNS)
+        all_towns, all_weathers, open_names = tuple(towns.TOWNS), tuple(WEATHERS), False
+        junction = (towns.JUNCTION_TRAIN_TOWNS, towns.JUNCTION_UNSEEN_TOWNS)
+        speeds = tuple(
+            (t, *towns.get_town(t).speed_range_mps) for t in towns.TOWNS + towns.JUNCTION_TOWNS
+        )
     elif sim == "carla":
         from sim.carla import suites
 
         train_towns, unseen_towns = suites.TRAIN_TOWNS, suites.UNSEEN_TOWNS
         train_weathers, unseen_weathers = suites.TRAIN_WEATHERS, suites.UNSEEN_WEATHERS
         all_towns, all_weathers, open_names = suites.TOWNS, suites.WEATHERS, True
-        speeds = ()
+        speeds, junction = (), ((), ())
     else:
         raise ContractError(f"unknown simulator {sim!r}; valid: {', '.join(SIMULATORS)}")
     named = {*train_towns, *unseen_towns, *train_weathers, *unseen_weathers}
@@ -94,4 +99,6 @@ def split(sim: str = "builtin") -> TownWeatherSplit:
         other_weathers=tuple(w for w in all_weathers if w not in named),
         open_names=open_names,
         town_speeds_mps=speeds,
+        junction_train_towns=junction[0],
+        junction_unseen_towns=junction[1],
     )

@@ -58,6 +58,7 @@ import numpy as np
 from sim import spec
 from sim.builtin.camera import CameraModel
 from sim.builtin.expert import PurePursuitExpert
+from sim.builtin.junction_paint import clear_junctions
 from sim.builtin.randomize import (
     DomainRandomization,
     as_randomization,
@@ -67,6 +68,7 @@ from sim.builtin.randomize import (
 from sim.builtin.recovery import OffsetSchedule, RecoveryViews, render_views
 from sim.builtin.render import VIEW_DISTANCE_M, Renderer
 from sim.builtin.roads import Road, generate_road
+from sim.builtin.route_plan import Junction, JunctionRoute, build_route
 from sim.builtin.texture import GroundTexture
 from sim.builtin.towns import get_town, place_props
 from sim.builtin.vehicle import Vehicle, VehicleParams
@@ -195,6 +197,11 @@ class BuiltinEnvConfig:
                 f"camera_offset must be a sim.spec.CameraOffset, got {self.camera_offset!r}"
             )
         object.__setattr__(self, "randomize", as_randomization(self.randomize))
+        if self.randomize is not None and get_town(self.town).junctions is not None:
+            raise EnvConfigError(
+                f"randomize does not support junction towns (got town {self.town!r}); use a "
+                "lane-keeping training town"
+            )
         if self.randomize is not None:
             draw_world(self.randomize, self.town, self.weather, 0)  # refuses held-out presets
             limit = car_limit_radius_m(self.vehicle, self.randomize.lane_width_m[1])
@@ -257,6 +264,12 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
         self.observation_space = spec.observation_space(base.camera, MAX_SPEED_MPS)
         self.action_space = spec.action_space(self.max_curvature_per_m)
         self.road: Road | None = None
+        self.route: JunctionRoute | None = None
+        """A junction town's route (its road, junctions, arms, speed limit), else None."""
+        self.junctions: tuple[Junction, ...] = ()
+        """The junctions of the episode's route whose command starts before its end, in
+        route order (``INFO_JUNCTION`` indexes them); empty in a town without junctions."""
+        self._junction = -1
         self.road_index = 0
         self.road_seed = 0
         self.lane_offset_m = 0.0
@@ -279,14 +292,21 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
         cfg = self.config
         key = (cfg.town, road_seed, cfg.route_length_m)
         if self._road_cache is not None and self._road_cache[0] == key:
-            return self._road_cache[1], self._road_cache[2]
+            return self._road_cache[1:]
         rng = np.random.default_rng([_stable_id(cfg.town), road_seed])
         lane_w = float(rng.uniform(*self.town.lane_width_m))
         length = START_S_M + cfg.route_length_m + VIEW_DISTANCE_M + 40.0
-        road = generate_road(self.town.layout, length, lane_w, rng)
+        route = None
+        if self.town.junctions is not None:
+            route = build_route(self.town.junctions, length, lane_w, rng)
+            road = route.road
+        else:
+            road = generate_road(self.town.layout, length, lane_w, rng)
         props = place_props(road, self.town, (_stable_id(cfg.town), road_seed))
-        self._road_cache = (key, road, props)
-        return road, props
+        if route is not None:
+            props = clear_junctions(props, route, self.town)
+        self._road_cache = (key, road, props, route)
+        return road, props, route
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Starts an episode on the road picked by ``seed`` (see the module doc)."""
@@ -309,8 +329,8 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
             drawn = draw_world(cfg.randomize, cfg.town, cfg.weather, self.road_seed)
             self.town, self.weather = drawn.town, drawn.weather
             offset, self.world_factors = offset + drawn.camera_offset, drawn.factors
-        road, props = self._world(self.road_seed)
-        self.road, self.props = road, props
+        road, props, route = self._world(self.road_seed)
+        self.road, self.props, self.route = road, props, route
         self.lane_offset_m = -0.5 * road.lane_width_m
         if cfg.target_speed_mps is not None:
             self.target_speed_mps = float(cfg.target_speed_mps)
@@ -329,7 +349,13 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
             height + offset.height_m,
         )
         texture = GroundTexture(
-            road, self.town, self.weather, props, self.road_seed, res_m=cfg.texture_res_m
+            road,
+            self.town,
+            self.weather,
+            props,
+            self.road_seed,
+            res_m=cfg.texture_res_m,
+            route=route,
         )
         self._renderer = Renderer(
             camera,
@@ -346,6 +372,11 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
             self._recovery = OffsetSchedule(cfg.recovery, self.road_seed)
         self.route_start_s = START_S_M
         self.route_end_s = START_S_M + cfg.route_length_m
+        self.junctions = tuple(
+            j
+            for j in (route.junctions if route is not None else ())
+            if j.entry_s_m - spec.COMMAND_LEAD_M < self.route_end_s
+        )
         self.max_time_s = (
             cfg.max_time_s
             if cfg.max_time_s is not None
@@ -373,7 +404,7 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
         obs = self._observe()
         self._episode_over = False
         info = self._info()
-        info[spec.RESET_INFO_ROUTE_COMMANDS] = ()
+        info[spec.RESET_INFO_ROUTE_COMMANDS] = tuple(int(j.command) for j in self.junctions)
         if self.world_factors is not None:
             info[spec.RESET_INFO_WORLD_FACTORS] = self.world_factors
         return obs, info
@@ -389,7 +420,7 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
         if cfg.frame_time_jitter > 0:
             dt *= 1.0 + cfg.frame_time_jitter * float(self.np_random.uniform(-1.0, 1.0))
         self._curvature_applied = kappa
-        self.vehicle.step(kappa, self.target_speed_mps, dt)
+        self.vehicle.step(kappa, self._speed_target(), dt)
         self.t_s += dt
         self._measure()
         self.progress_m += self._s - self._s_prev
@@ -417,6 +448,22 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
         return obs, float(reward), terminated, truncated, self._info()
 
     # -----------------------------------------------------------------------------------------
+    def _speed_target(self) -> float:
+        """The cruise speed, or a junction route's lower speed limit a little ahead, m/s.
+
+        The lower of the limit here and ``speed / speed_gain`` metres ahead, the distance the
+        proportional cruise controller lags behind a falling target, so the car is slow
+        enough when it reaches a turn and does not speed up before it has left it.
+        """
+        if self.route is None:
+            return self.target_speed_mps
+        p, route = self.vehicle.params, self.route
+        stretch = 1.0 - self.lane_offset_m * route.road.curvature_at(self._s)
+        ahead = 2.0 * self.vehicle.state.speed_mps / p.speed_gain_per_s / stretch
+        here = route.speed_limit_at(self._s, p.max_accel_mps2)
+        limit = min(here, route.speed_limit_at(self._s + ahead, p.max_accel_mps2))
+        return min(self.target_speed_mps, limit)
+
     def _measure(self) -> None:
         st = self.vehicle.state
         i, s, lat, h, k = self.road.project(st.x_m, st.y_m, self.road_index)
@@ -425,6 +472,8 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
         self._lateral = lat - self.lane_offset_m
         self._heading_error = math.remainder(st.yaw_rad - h, math.tau)
         self._lane_curvature = k / (1.0 - self.lane_offset_m * k)
+        j = self.route.junction_at(s) if self.route is not None else -1
+        self._junction = j if j < len(self.junctions) else -1
 
     def _observe(self) -> dict[str, np.ndarray]:
         st = self.vehicle.state
@@ -446,7 +495,10 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
             spec.IMAGE: image,
             spec.SPEED_MPS: np.array([st.speed_mps], dtype=np.float32),
             spec.T_S: np.array([self.t_s], dtype=np.float64),
-            spec.COMMAND: np.array([spec.Command.FOLLOW_LANE], dtype=np.int64),
+            spec.COMMAND: np.array(
+                [self.junctions[self._junction].command if self._junction >= 0 else 0],
+                dtype=np.int64,
+            ),
         }
 
     def _info(self) -> dict[str, Any]:
@@ -465,7 +517,7 @@ class BuiltinDrivingEnv(spec.ConfiguredEnv, gym.Env):
             spec.INFO_INTERVENTION: self._intervention,
             spec.INFO_COLLISION: False,
             spec.INFO_ROUTE_LENGTH_M: self.config.route_length_m,
-            spec.INFO_JUNCTION: -1,
+            spec.INFO_JUNCTION: self._junction,
             "target_speed_mps": self.target_speed_mps,
             "steer_rad": st.steer_rad,
             "road_seed": self.road_seed,

@@ -23,7 +23,9 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from sim.builtin import junction_paint
 from sim.builtin.roads import Road
+from sim.builtin.route_plan import JunctionRoute
 from sim.builtin.towns import PROP_KINDS, PropSet, Town
 from sim.builtin.weather import Weather
 
@@ -204,6 +206,8 @@ class GroundTexture:
         behind_m: Distance before its section that a tile covers, m.
         margin_m: Ground beyond the road edges covered by a tile, m.
         cache_tiles: How many tiles to keep.
+        route: A junction town's route (its junctions and arms are drawn too, and a tile
+            also covers the arms of the junctions in its section); None = no junctions.
     """
 
     def __init__(
@@ -219,8 +223,10 @@ class GroundTexture:
         behind_m: float = 30.0,
         margin_m: float = 30.0,
         cache_tiles: int = 3,
+        route: JunctionRoute | None = None,
     ) -> None:
         self.road = road
+        self.route = route
         self.town = town
         self.weather = weather
         self.props = props
@@ -269,6 +275,10 @@ class GroundTexture:
         reach = road.lane_width_m + 0.3 + theme.shoulder_width_m + self.margin_m
         u = c * x + sn * y
         v = -sn * x + c * y
+        if self.route is not None:
+            extra = junction_paint.arm_extent(self.route, s0, s1, self.margin_m)
+            u = np.concatenate([u, c * extra[:, 0] + sn * extra[:, 1]])
+            v = np.concatenate([v, -sn * extra[:, 0] + c * extra[:, 1]])
         umin, umax = u.min() - reach, u.max() + reach
         vmin, vmax = v.min() - reach, v.max() + reach
         # whole multiples of COARSE, so the upsampled ground pattern fits exactly
@@ -376,6 +386,9 @@ class GroundTexture:
             for off in (-0.8, 0.8):
                 c = lane_c + off
                 bands.append((s0, s1, c - 0.3, c + 0.3, 2.0))
+        if self.route is not None:
+            self._draw_junction_road(img, A, s0, s1, asphalt, (wear, bands))
+            return
         layers = [
             (theme.shoulder, [(s0, s1, -outer, outer, 1.0)]),
             (asphalt.tolist(), [(s0, s1, -half, half, 1.0)]),
@@ -389,6 +402,62 @@ class GroundTexture:
             cv2.fillPoly(img, [next(polys) for _ in group], colour, cv2.LINE_AA, _SHIFT)
         if len(layers) == 3 and wet > 0:
             self._draw_puddles(img, A, s0, s1, asphalt)
+
+    def _draw_junction_road(
+        self, img: np.ndarray, A: np.ndarray, s0: float, s1: float, asphalt, wear: tuple
+    ) -> None:
+        """The route with its junctions: all shoulders, all asphalt, wear, puddles, paint.
+
+        The route's own lines stop at each junction box; the junctions' arms, corners and
+        entry markings come from :mod:`sim.builtin.junction_paint`.
+        """
+        theme, lw = self.town.theme, self.road.lane_width_m
+        half, outer = lw + 0.3, lw + 0.3 + theme.shoulder_width_m
+        mk = theme.markings
+
+        def paint(colour) -> list:
+            return (asphalt + (np.asarray(colour, np.float64) - asphalt) * mk.opacity).tolist()
+
+        shapes = junction_paint.junction_shapes(self.route, self.town, s0, s1, paint)
+        marks = [
+            layer
+            for a, b in junction_paint.marking_intervals(self.route, s0, s1)
+            for layer in self._marking_layers(a, b, asphalt)
+        ]
+        route_layers = [
+            [(s0, s1, -outer, outer, 1.0)],
+            [(s0, s1, -half, half, 1.0)],
+            wear[1],
+            *(bands for _, bands in marks),
+        ]
+        polys = iter(self._strips(A, [band for group in route_layers for band in group]))
+        groups = [[next(polys) for _ in group] for group in route_layers]
+
+        def px(world: list[np.ndarray]) -> list[np.ndarray]:
+            out = []
+            for p in world:
+                cols = A[0, 0] * p[:, 0] + A[0, 1] * p[:, 1] + A[0, 2]
+                rows = A[1, 0] * p[:, 0] + A[1, 1] * p[:, 1] + A[1, 2]
+                out.append(np.round(np.stack([cols, rows], axis=1) * _ONE).astype(np.int32))
+            return out
+
+        def fill(polys: list[np.ndarray], colour, one_by_one: bool = True) -> None:
+            # one fillPoly call fills overlaps of its polygons by the even-odd rule: the
+            # junctions' shapes overlap each other and the route, so they go one at a time
+            for group in [[p] for p in polys] if one_by_one else [polys]:
+                cv2.fillPoly(img, group, colour, cv2.LINE_AA, _SHIFT)
+
+        fill(groups[0], theme.shoulder, one_by_one=False)
+        fill(px(shapes.shoulder), theme.shoulder)
+        fill(groups[1], asphalt.tolist(), one_by_one=False)
+        fill(px(shapes.asphalt), asphalt.tolist())
+        fill(groups[2], wear[0], one_by_one=False)
+        if self.weather.wet > 0:
+            self._draw_puddles(img, A, s0, s1, asphalt)
+        for (colour, _), group in zip(marks, groups[3:], strict=True):
+            fill(group, colour, one_by_one=False)
+        for colour, world in shapes.paint:
+            fill(px(world), colour)
 
     def _draw_puddles(
         self, img: np.ndarray, A: np.ndarray, s0: float, s1: float, asphalt: np.ndarray

@@ -1,7 +1,10 @@
 """Named towns: a road-layout family plus a visual theme each.
 
 Three towns are for training and three are held out as unseen towns for evaluation
-(bends: the largest curvature; lanes: the range of the lane width drawn per road):
+(bends: the largest curvature; lanes: the range of the lane width drawn per road). Apart
+from them, three junction towns (``Town.junctions``, :mod:`sim.builtin.route_plan`) are
+road networks with T and X junctions: ``village``, ``farmland`` (training), ``old_town``
+(held out):
 
 =================  ======  ===========  ==========  ==========================================
 town               split   bends        lanes       what it looks like
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.builtin.network import JunctionLayout
 from sim.builtin.roads import RoadLayout
 from sim.spec import SimConfigError
 
@@ -145,6 +149,9 @@ class Town:
     """Range of the lane width, m (drawn per road)."""
     speed_range_mps: tuple[float, float] = (8.0, 14.0)
     """Default range of the per-episode target speed, m/s."""
+    junctions: JunctionLayout | None = None
+    """A junction town's network layout (routes through T and X junctions, with commands);
+    None = one road without junctions (``layout`` alone)."""
 
 
 _WHITE: RGB = (235, 235, 228)
@@ -301,6 +308,75 @@ _TOWN_LIST = (
     ),
 )
 
+_JUNCTION_ROADS = RoadLayout(max_heading_rad=1.4)  # routes turn by 90 degrees (props window)
+_JUNCTION_TOWN_LIST = (
+    Town(
+        name="village",
+        description="suburb-like streets: T and X junctions, double yellow line, stop lines",
+        layout=_JUNCTION_ROADS,
+        theme=Theme(
+            ground=(100, 138, 68),
+            ground_variation=(12, 14, 10),
+            shoulder=(165, 162, 155),
+            asphalt=(80, 80, 84),
+            markings=Markings(centre="double", centre_colour=_YELLOW, width_m=0.12),
+            props=(
+                Props("house", 2.2, (5.0, 12.0), (5.0, 8.0)),
+                Props("lamp", 1.5, (0.3, 0.8), (6.0, 7.0)),
+                Props("tree", 2.0, (1.0, 6.0), (4.0, 8.0)),
+            ),
+            backdrop=Backdrop((50, 80, 50), 1.2, roughness=0.9),
+            shoulder_width_m=1.5,
+        ),
+        lane_width_m=(3.1, 3.4),
+        speed_range_mps=(8.0, 11.0),
+        junctions=JunctionLayout(x_share=0.55),
+    ),
+    Town(
+        name="farmland",
+        description="country lanes: T and X junctions among fields, white dashes, give-way lines",
+        layout=_JUNCTION_ROADS,
+        theme=Theme(
+            ground=(96, 126, 60),
+            ground_variation=(22, 26, 14),
+            shoulder=(128, 116, 92),
+            asphalt=(90, 89, 90),
+            markings=Markings(centre="dashed", centre_colour=_WHITE),
+            props=(
+                Props("tree", 3.0, (2.0, 14.0), (5.0, 10.0)),
+                Props("pole", 2.0, (0.5, 1.5), (6.0, 7.5)),
+            ),
+            backdrop=Backdrop((70, 100, 70), 2.0, roughness=0.2),
+        ),
+        lane_width_m=(3.3, 3.6),
+        speed_range_mps=(9.0, 12.0),
+        junctions=JunctionLayout(x_share=0.4, spacing_m=(150.0, 250.0), entry_marking="give_way"),
+    ),
+    Town(
+        name="old_town",
+        description="red-brown pavement, ochre ground, solid white centre line, tight junctions",
+        layout=_JUNCTION_ROADS,
+        theme=Theme(
+            ground=(150, 128, 84),
+            ground_variation=(18, 16, 12),
+            shoulder=(150, 120, 100),
+            asphalt=(104, 84, 78),
+            markings=Markings(centre="solid", centre_colour=_WHITE, width_m=0.12, opacity=0.8),
+            props=(
+                Props("house", 3.0, (2.0, 8.0), (6.0, 10.0)),
+                Props("sign", 0.6, (0.2, 0.6), (2.2, 2.8)),
+                Props("pine", 1.0, (2.0, 8.0), (5.0, 9.0)),
+            ),
+            house_colours=((210, 170, 120), (180, 110, 80), (225, 210, 175)),
+            backdrop=Backdrop((110, 95, 80), 2.5, roughness=0.7),
+            shoulder_width_m=0.8,
+        ),
+        lane_width_m=(3.0, 3.3),
+        speed_range_mps=(7.0, 10.0),
+        junctions=JunctionLayout(x_share=0.7, spacing_m=(120.0, 200.0), turn_radius_m=(11.6, 14.0)),
+    ),
+)
+
 TOWNS: tuple[str, ...] = tuple(t.name for t in _TOWN_LIST)
 """Names of every town."""
 TRAIN_TOWNS: tuple[str, ...] = ("countryside", "suburb", "highway")
@@ -308,7 +384,15 @@ TRAIN_TOWNS: tuple[str, ...] = ("countryside", "suburb", "highway")
 UNSEEN_TOWNS: tuple[str, ...] = ("mountain_pass", "desert", "snow")
 """Towns held out for evaluation (never in training data)."""
 
-_BY_NAME = {t.name: t for t in _TOWN_LIST}
+JUNCTION_TRAIN_TOWNS: tuple[str, ...] = ("village", "farmland")
+"""Junction towns (road networks, routes with commands) used for recording training data."""
+JUNCTION_UNSEEN_TOWNS: tuple[str, ...] = ("old_town",)
+"""Junction towns held out for evaluation (never in training data)."""
+JUNCTION_TOWNS: tuple[str, ...] = JUNCTION_TRAIN_TOWNS + JUNCTION_UNSEEN_TOWNS
+"""Names of every junction town (not in :data:`TOWNS`, the lane-keeping towns)."""
+
+_BY_NAME = {t.name: t for t in (*_TOWN_LIST, *_JUNCTION_TOWN_LIST)}
+assert tuple(t.name for t in _JUNCTION_TOWN_LIST) == JUNCTION_TOWNS
 assert set(TRAIN_TOWNS) | set(UNSEEN_TOWNS) == set(TOWNS)
 assert not set(TRAIN_TOWNS) & set(UNSEEN_TOWNS)
 assert all(t.layout.max_curvature_per_m <= 1 / 25 + 1e-12 for t in _TOWN_LIST)
@@ -324,8 +408,10 @@ def get_town(name: str) -> Town:
         return _BY_NAME[name]
     except (KeyError, TypeError):
         raise UnknownNameError(
-            f"unknown town {name!r}; valid towns: {', '.join(TOWNS)} "
-            f"(train: {', '.join(TRAIN_TOWNS)}; unseen: {', '.join(UNSEEN_TOWNS)})"
+            f"unknown town {name!r}; valid towns: {', '.join(TOWNS + JUNCTION_TOWNS)} "
+            f"(train: {', '.join(TRAIN_TOWNS)}; unseen: {', '.join(UNSEEN_TOWNS)}; junction "
+            f"train: {', '.join(JUNCTION_TRAIN_TOWNS)}; junction unseen: "
+            f"{', '.join(JUNCTION_UNSEEN_TOWNS)})"
         ) from None
 
 
