@@ -15,6 +15,14 @@ Row ``i`` of ``steps.csv`` describes control step ``i``: what the car saw (frame
 speed, privileged ground truth at that moment) and what was done (the driver's command, the
 label, the curvature the car executed during the step, events during the step).
 
+Version 2 added the route-command columns ``command`` (a ``sim.spec.Command`` value) and
+``junction`` (the index in ``episode.json``'s ``route_commands`` of the junction whose command
+is active, -1 none); ``episode.json`` records its ``format_version``. A version-1 dataset reads
+as command follow-lane, junction -1 (:data:`V1_DEFAULTS`, logged once per dataset); appending
+to one upgrades its ``meta/info.json`` to version 2 atomically (:func:`upgrade_info`: the old
+episodes are kept as they are and still read), and an :class:`~driving.data.writer.EpisodeWriter`
+refuses a version-1 dataset that was not opened that way.
+
 Every bad input is an :class:`~driving.data.errors.EpisodeFormatError` (a ``ValueError``)
 naming the file.
 """

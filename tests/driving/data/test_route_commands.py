@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from driving.data import episodes as ep
-from driving.data.summary import summarize
+from driving.data.summary import format_summary, summarize
 from driving.data.validate import validate_dataset
 from tests.driving.data.recorded import make_dataset, write_episode
 
@@ -34,8 +34,11 @@ def test_version_2_round_trip_of_commands_and_junctions(tmp_path):
     np.testing.assert_array_equal(e.columns[ep.COMMAND], COMMANDS)
     np.testing.assert_array_equal(e.columns[ep.JUNCTION], JUNCTIONS)
     validate_dataset(root)
-    by_command = summarize([e])["steps_by_command"]
+    summary = summarize([e])
+    by_command = summary["steps_by_command"]
     assert by_command == {"follow_lane": 2, "left": 2, "right": 1, "straight": 1}
+    text = format_summary(summary | {"dataset": "d", "partial_episodes": 0, "bad_episodes": []})
+    assert "steps by route command: follow_lane 2, left 2, right 1, straight 1" in text
 
 
 def make_v1(root):
