@@ -223,7 +223,10 @@ def test_route_commands_and_junctions_are_written_in_every_row(tmp_path):
 
 @pytest.mark.parametrize(
     ("obs_command", "junction", "match"),
-    [(np.array([7]), -1, "observation .command.: unknown command"), (np.array([0]), 5, "'junction' is 5")],
+    [
+        (np.array([7]), -1, "observation .command.: unknown command"),
+        (np.array([0]), 5, "'junction' is 5"),
+    ],
 )
 def test_bad_command_or_junction_from_the_env_is_a_rollout_error(obs_command, junction, match):
     class Bad(FakeEnv):
