@@ -5,6 +5,8 @@ Usage::
     python tools/train.py --data data/builtin-30min --out checkpoints/my-run --model cfc-ncp
     python tools/train.py --data data/a data/b --out checkpoints/lstm --model lstm --steps 2000
     python tools/train.py --data data/builtin-30min --out checkpoints/my-run --resume
+    python tools/train.py --data data/junctions --out checkpoints/embed \
+        --policy.command-input embed --command-balance
 
 Writes ``OUT/last/`` (latest checkpoint + train_state.pt), ``OUT/best/`` (lowest validation
 loss), ``OUT/metrics.jsonl`` and ``OUT/tb/`` (TensorBoard), and prints the best checkpoint's

@@ -15,6 +15,14 @@ Row ``i`` of ``steps.csv`` describes control step ``i``: what the car saw (frame
 speed, privileged ground truth at that moment) and what was done (the driver's command, the
 label, the curvature the car executed during the step, events during the step).
 
+Version 2 added the route-command columns ``command`` (a ``sim.spec.Command`` value) and
+``junction`` (the index in ``episode.json``'s ``route_commands`` of the junction whose command
+is active, -1 none); ``episode.json`` records its ``format_version``. A version-1 dataset reads
+as command follow-lane, junction -1 (:data:`V1_DEFAULTS`, logged once per dataset); appending
+to one upgrades its ``meta/info.json`` to version 2 atomically (:func:`upgrade_info`: the old
+episodes are kept as they are and still read), and an :class:`~driving.data.writer.EpisodeWriter`
+refuses a version-1 dataset that was not opened that way.
+
 Every bad input is an :class:`~driving.data.errors.EpisodeFormatError` (a ``ValueError``)
 naming the file.
 """
@@ -40,11 +48,15 @@ from driving.data.errors import (
     InvalidDataError,
     NotADatasetError,
 )
+from sim.spec import Command
 
 logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "liquid-drive-episodes"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version 2 added the route-command columns :data:`COMMAND` and :data:`JUNCTION`."""
+READABLE_VERSIONS = (1, 2)
+"""Dataset versions this code reads; version 1 is migrated on read (:data:`V1_DEFAULTS`)."""
 
 INFO_PATH = Path("meta") / "info.json"
 EPISODES_DIR = "episodes"
@@ -80,10 +92,14 @@ NEURON_PREFIX = "neuron_"
 # was applied this step, 0 = the expert's. A dataset without it was driven by the expert.
 POLICY_DROVE = "policy_drove"
 # The route's high-level command on each observation (a sim.spec.Command value) and the index of
-# the route junction whose command is active (-1 = none). Names reserved for the episode format's
-# route-command columns.
+# the route junction whose command is active (-1 = none), both since format version 2.
 COMMAND = "command"
 JUNCTION = "junction"
+COMMAND_VALUES: tuple[int, ...] = tuple(int(c) for c in Command)
+"""The valid values of the :data:`COMMAND` column (``sim.spec.Command``)."""
+V1_DEFAULTS: dict[str, int] = {COMMAND: int(Command.FOLLOW_LANE), JUNCTION: -1}
+"""What a version-1 episode (recorded before routes had junctions) reads as in the columns it
+lacks: every step follow-lane, no junction."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +142,15 @@ COLUMNS: tuple[Column, ...] = (
     Column(NOISE_ACTIVE, "bool", "bool", "injected steering noise active during the step"),
     Column(INTERVENTION, "bool", "bool", "lane departure counted and car reset this step"),
     Column(COLLISION, "bool", "bool", "collision during the step"),
+    Column(
+        COMMAND,
+        "1",
+        "int",
+        "route command on the observation: 0 follow_lane 1 left 2 right 3 straight",
+    ),
+    Column(
+        JUNCTION, "1", "int", "index in episode.json route_commands of the active junction, -1 none"
+    ),
 )
 """The columns every episode has, in header order."""
 
@@ -270,11 +295,58 @@ def read_info(root: Path | str) -> DatasetInfo:
     except EpisodeFormatError as e:
         raise NotADatasetError(str(e)) from e
     info = DatasetInfo.from_dict(content, path)
-    if info.format_version != FORMAT_VERSION:
+    if info.format_version not in READABLE_VERSIONS:
         raise DatasetMismatchError(
-            f"{path}: format version {info.format_version}, this code reads {FORMAT_VERSION}"
+            f"{path}: format version {info.format_version}, this code reads "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
     return info
+
+
+def episode_version(meta: Mapping[str, Any]) -> int:
+    """The format version an episode was written in (``episode.json`` ``format_version``).
+
+    Writers since version 2 record it; an episode without it is a version-1 episode.
+    """
+    version = meta.get("format_version", 1)
+    return version if isinstance(version, int) and not isinstance(version, bool) else -1
+
+
+def required_columns(meta: Mapping[str, Any]) -> tuple[str, ...]:
+    """The base columns an episode's ``steps.csv`` must have, by its version.
+
+    A version-1 episode lacks :data:`V1_DEFAULTS`' columns (the reader fills them in).
+    """
+    if episode_version(meta) == 1:
+        return tuple(n for n in BASE_COLUMN_NAMES if n not in V1_DEFAULTS)
+    return BASE_COLUMN_NAMES
+
+
+def upgrade_info(root: Path | str, info: DatasetInfo) -> DatasetInfo:
+    """Rewrites a version-1 dataset's ``meta/info.json`` as version 2 (atomically).
+
+    Nothing is lost: the episodes stay as they are (each ``episode.json`` says its version and
+    version-1 episodes read as :data:`V1_DEFAULTS`); only the column table and version change,
+    and ``upgraded_from_version`` records where the dataset came from.
+    """
+    path = Path(root) / INFO_PATH
+    content = read_json(path)
+    upgraded = DatasetInfo(
+        sim=info.sim,
+        camera=info.camera,
+        control_rate_hz=info.control_rate_hz,
+        jpeg_quality=info.jpeg_quality,
+    )
+    merged = content | upgraded.to_dict() | {"upgraded_from_version": info.format_version}
+    write_json_atomic(path, merged)
+    logger.warning(
+        "%s: upgraded the dataset from format version %d to %d to append episodes with route "
+        "commands; its older episodes read as command follow_lane, junction -1",
+        root,
+        info.format_version,
+        FORMAT_VERSION,
+    )
+    return upgraded
 
 
 def create_or_open_dataset(root: Path | str, info: DatasetInfo) -> DatasetInfo:
@@ -285,7 +357,8 @@ def create_or_open_dataset(root: Path | str, info: DatasetInfo) -> DatasetInfo:
         info: What the new data will be (sim, camera, control rate, JPEG quality).
 
     Returns:
-        The dataset's info (``info`` itself for a new dataset).
+        The dataset's info (``info`` itself for a new dataset). An existing version-1 dataset
+        is upgraded to the current version first (:func:`upgrade_info`).
 
     Raises:
         NotADatasetError: If ``root`` is a non-empty folder that is not a dataset.
@@ -308,6 +381,8 @@ def create_or_open_dataset(root: Path | str, info: DatasetInfo) -> DatasetInfo:
             raise DatasetMismatchError(
                 f"{root}: refusing to append, the dataset differs: " + "; ".join(diffs)
             )
+        if existing.format_version < FORMAT_VERSION:
+            return upgrade_info(root, existing)
         return existing
     if root.is_dir() and any(root.iterdir()):
         raise NotADatasetError(

@@ -23,25 +23,30 @@ from driving.data.errors import (
     PartialEpisodeError,
 )
 from driving.data.format import (
-    BASE_COLUMN_NAMES,
     COLUMNS,
+    COMMAND,
+    COMMAND_VALUES,
     DTYPES,
     EPISODE_FILE,
     EPISODE_NAME_RE,
     FRAME_INDEX,
     FRAMES_DIR,
+    JUNCTION,
     NUMPY_DTYPES,
     PARTIAL_NAME_RE,
     STEPS_FILE,
     T_S,
+    V1_DEFAULTS,
     DatasetInfo,
     frame_name,
     list_episodes,
     read_info,
     read_json,
+    required_columns,
 )
 from driving.data.frames import decode_frame
 from driving.data.views import check_views, view_dir
+from sim.spec import COMMAND_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +108,43 @@ def _typed_column(path: Path, name: str, values: np.ndarray) -> np.ndarray:
             i = int(bad[0])
             raise InvalidDataError(path, f"flag is {float(values[i])!r}, not 0 or 1", name, i)
     return values.astype(NUMPY_DTYPES[dtype])
+
+
+_migrated: set[Path] = set()
+"""Datasets whose version-1 episodes were migrated on read (logged once per dataset)."""
+
+
+def _route_columns(
+    path: Path, meta: dict[str, Any], columns: dict[str, np.ndarray], n: int
+) -> None:
+    """Fills in the route-command columns a version-1 episode lacks, then checks them."""
+    missing = [name for name in V1_DEFAULTS if name not in columns]  # version 1 only
+    for name in missing:
+        columns[name] = np.full(n, V1_DEFAULTS[name], dtype=NUMPY_DTYPES[DTYPES[name]])
+    root = path.parent.parent
+    if missing and root not in _migrated:
+        _migrated.add(root)
+        logger.info(
+            "%s: format version 1 episodes (no route commands) read as command follow_lane, "
+            "junction -1",
+            root,
+        )
+    steps = path / STEPS_FILE
+    bad = np.flatnonzero(~np.isin(columns[COMMAND], COMMAND_VALUES))
+    if bad.size:
+        i = int(bad[0])
+        valid = ", ".join(
+            f"{c} {name}" for c, name in zip(COMMAND_VALUES, COMMAND_NAMES, strict=True)
+        )
+        raise InvalidDataError(
+            steps, f"unknown command {int(columns[COMMAND][i])} (valid: {valid})", COMMAND, i
+        )
+    bad = np.flatnonzero(columns[JUNCTION] < -1)
+    if bad.size:
+        i = int(bad[0])
+        raise InvalidDataError(
+            steps, f"junction {int(columns[JUNCTION][i])} is below -1 (none)", JUNCTION, i
+        )
 
 
 @dataclass
@@ -206,7 +248,7 @@ def read_episode(
     extra = meta.get("extra_columns", {})
     if not isinstance(extra, dict):
         raise EpisodeFormatError(f"{path / EPISODE_FILE}: 'extra_columns' must be an object")
-    header, values, n = parse_steps(path / STEPS_FILE, BASE_COLUMN_NAMES)
+    header, values, n = parse_steps(path / STEPS_FILE, required_columns(meta))
     undeclared = [c for c in header if c not in DTYPES and c not in extra]
     if undeclared:
         raise EpisodeFormatError(
@@ -222,6 +264,7 @@ def read_episode(
     columns = {
         name: _typed_column(path / STEPS_FILE, name, values[:, j]) for j, name in enumerate(header)
     }
+    _route_columns(path, meta, columns, n)
     if not np.array_equal(columns[FRAME_INDEX], np.arange(n)):
         raise EpisodeFormatError(f"{path / STEPS_FILE}: frame_index is not 0..{n - 1}")
     frames_dir = path / FRAMES_DIR

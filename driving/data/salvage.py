@@ -21,15 +21,18 @@ from driving.data.format import (
     BASE_COLUMN_NAMES,
     EPISODE_FILE,
     EPISODES_DIR,
+    FORMAT_VERSION,
     FRAME_INDEX,
     FRAMES_DIR,
     PARTIAL_NAME_RE,
     PARTIAL_SUFFIX,
     STEPS_FILE,
+    V1_DEFAULTS,
     frame_name,
     list_partial_episodes,
     read_info,
     read_json,
+    required_columns,
 )
 from driving.data.frames import decode_frame
 from driving.data.lock import EpisodeLock, try_lock
@@ -100,7 +103,9 @@ def _salvage_locked(path: Path, index: int, shape: tuple, lock: EpisodeLock | No
         raise EpisodeFormatError(f"{final}: already exists, cannot salvage {path}")
     lines = steps.read_bytes().decode("utf-8", errors="replace").split("\n")
     header = lines[0].split(",")
-    missing = [c for c in BASE_COLUMN_NAMES if c not in header]
+    if "format_version" not in meta and all(c in header for c in V1_DEFAULTS):
+        meta["format_version"] = FORMAT_VERSION  # episode.json was lost; the header tells
+    missing = [c for c in required_columns(meta) if c not in header]
     if missing:
         raise EpisodeFormatError(f"{steps}: header lacks columns {missing}")
     good = _complete_rows(path, lines, header, shape)

@@ -24,6 +24,7 @@ from driving.data.atomic import atomic_path, write_bytes_atomic, write_json_atom
 from driving.data.reader import Episode
 from driving.data.salvage import salvage_dataset
 from driving.data.validate import validate_dataset
+from sim.spec import COMMAND_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ def summarize(episodes: list[Episode], label_bins: int = 41) -> dict[str, Any]:
     hours = km = 0.0
     steps = noise = policy = 0
     labels, applied = [], []
+    commands: Counter[str] = Counter()
     for e in episodes:
         h = _duration_s(e.columns[F.T_S]) / 3600.0
         d = float(e.meta.get("distance_m", e.columns[F.PROGRESS_M][-1])) / 1000.0
@@ -82,6 +84,10 @@ def summarize(episodes: list[Episode], label_bins: int = 41) -> dict[str, Any]:
             policy += int(e.columns[F.POLICY_DROVE].sum())
         labels.append(e.columns[F.CURVATURE_EXPERT])
         applied.append(e.columns[F.CURVATURE_APPLIED])
+        values, counts = np.unique(e.columns[F.COMMAND], return_counts=True)
+        commands.update(
+            {COMMAND_NAMES[int(v)]: int(c) for v, c in zip(values, counts, strict=True)}
+        )
     y = np.concatenate(labels) if labels else np.zeros(0)
     summary: dict[str, Any] = {
         "episodes": len(episodes),
@@ -91,6 +97,7 @@ def summarize(episodes: list[Episode], label_bins: int = 41) -> dict[str, Any]:
         "by_town": per["town"],
         "by_weather": per["weather"],
         "outcomes": dict(outcomes),
+        "steps_by_command": {name: commands[name] for name in COMMAND_NAMES},
         "noise_share": noise / steps if steps else 0.0,
         "driver_share": {
             "policy": policy / steps if steps else 0.0,
@@ -188,6 +195,10 @@ def format_summary(summary: dict[str, Any]) -> str:
             )
     lines.append(
         "  outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["outcomes"].items()))
+    )
+    lines.append(
+        "  steps by route command: "
+        + ", ".join(f"{k} {v}" for k, v in summary.get("steps_by_command", {}).items())
     )
     if "label" in summary:
         lab = summary["label"]

@@ -8,9 +8,10 @@ non-integer indices, flags other than 0/1), :func:`validate_dataset` checks:
 * ``episodes/``: every entry named like an episode is a real folder (not a file, a dangling
   link or a link loop) with a unique id;
 * ``episode.json``: written by a finished writer (``status: "complete"``), town and weather
-  strings, units of the extra columns strings;
+  strings, units of the extra columns strings, ``route_commands`` a list of command values;
 * ``steps.csv``: time strictly increasing with steps of at most :attr:`Bounds.max_step_dt_s`,
-  and every base column within its physical bounds (:class:`Bounds`);
+  every base column within its physical bounds (:class:`Bounds`), and every ``junction``
+  an index into ``episode.json``'s ``route_commands`` (when the episode records them);
 * recovery views (:mod:`driving.data.views`): their labels within the curvature bound;
 * every frame, the recovery views' too (``frames="structure"``): a regular file with a sound
   JPEG structure and, for frames that carry one, a matching checksum
@@ -142,6 +143,15 @@ def validate_episode(
             raise InvalidDataError(
                 steps, f"{float(v[bad[0]])!r} is outside [{lo:g}, {hi:g}]", name, int(bad[0])
             )
+    routes = meta.get("route_commands", [])
+    if not isinstance(routes, list) or any(c not in F.COMMAND_VALUES for c in routes):
+        raise InvalidDataError(meta_path, f"{routes!r} is not a list of commands", "route_commands")
+    junction = episode.columns[F.JUNCTION]
+    bad = np.flatnonzero(junction >= max(len(routes), 0))
+    if bad.size and "route_commands" in meta:
+        i = int(bad[0])
+        problem = f"junction {int(junction[i])} but the route has {len(routes)} junctions"
+        raise InvalidDataError(steps, problem, F.JUNCTION, i)
     dt = np.diff(episode.columns[F.T_S])
     bad = np.flatnonzero((dt <= 0) | (dt > bounds.max_step_dt_s))
     if bad.size:

@@ -28,6 +28,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from driving.data.episodes import (
+    COMMAND,
+    COMMAND_VALUES,
     CURVATURE_EXPERT,
     INTERVENTION,
     SPEED_MPS,
@@ -63,6 +65,10 @@ class WindowConfig:
     the whole window from one view, its frames and labels; 0 = the car's camera only."""
     recovery_seed: int = 0
     """Seed of the choice of the recovery windows and their views."""
+    command_balance: bool = False
+    """Multiply each step's weight by the inverse frequency of its route command among the
+    dataset's steps (normalised to mean 1 over the steps), so the rare junction commands weigh
+    as much in the loss as follow-lane (CIL balanced its branches); off = unchanged weights."""
 
     def __post_init__(self) -> None:
         if self.window_steps < 1:
@@ -90,7 +96,10 @@ class WindowDataset(Dataset):
       an episode, the episode's first interval);
     * ``label``: float32 (T,) the target column (curvature in 1/m by default);
     * ``speed_mps``: float32 (T,);
-    * ``weight``: float32 (T,) ``exp(alpha * |label|)``, or ones without ``weight_alpha_m``;
+    * ``weight``: float32 (T,) ``exp(alpha * |label|)``, or ones without ``weight_alpha_m``,
+      times the command's balance weight with ``command_balance``;
+    * ``command``: int64 (T,) the route command (``sim.spec.Command``) of each step (a
+      recovery view's window takes the car's commands: the route is the same);
     * ``episode``: int64 () index into :attr:`episodes`; ``start``: int64 () first step.
 
     The dataset holds only the per-step columns in memory and decodes the JPEG frames on
@@ -135,6 +144,22 @@ class WindowDataset(Dataset):
                 bad = int(np.flatnonzero(dt <= 0)[0])
                 raise InvalidDataError(e.path / STEPS_FILE, "does not increase", T_S, bad)
             self._dt.append(dt.astype(np.float32))
+        self.command_weights = np.ones(len(COMMAND_VALUES))
+        """Loss weight of each command value (ones without ``command_balance``)."""
+        if self.config.command_balance and self.episodes:
+            counts = np.bincount(
+                np.concatenate([e.columns[COMMAND] for e in self.episodes]),
+                minlength=len(COMMAND_VALUES),
+            ).astype(np.float64)
+            present = counts > 0
+            self.command_weights[present] = counts[present].sum() / (
+                present.sum() * counts[present]
+            )
+            logger.info(
+                "command balance: steps per command %s, weights %s",
+                counts.astype(int).tolist(),
+                np.round(self.command_weights, 3).tolist(),
+            )
 
     @classmethod
     def from_roots(
@@ -167,6 +192,8 @@ class WindowDataset(Dataset):
         label = e.columns[label_name][steps].astype(np.float32)
         alpha = self.config.weight_alpha_m
         weight = np.exp(alpha * np.abs(label)) if alpha else np.ones_like(label)
+        command = e.columns[COMMAND][steps].astype(np.int64)
+        weight = weight * self.command_weights[command]
         return {
             "frames": torch.from_numpy(frames),  # (T, H, W, 3) uint8
             "t_s": torch.from_numpy(t),  # (T,) float64
@@ -174,6 +201,7 @@ class WindowDataset(Dataset):
             "label": torch.from_numpy(label),  # (T,)
             "speed_mps": torch.from_numpy(e.columns[SPEED_MPS][steps].astype(np.float32)),
             "weight": torch.from_numpy(weight.astype(np.float32)),  # (T,)
+            "command": torch.from_numpy(command),  # (T,) int64
             "episode": torch.tensor(k, dtype=torch.int64),
             "start": torch.tensor(s, dtype=torch.int64),
         }

@@ -23,10 +23,12 @@ from typing import Any
 import numpy as np
 
 from driving.data.atomic import fsync_dir, fsync_file, write_json_atomic
+from driving.data.errors import DatasetMismatchError
 from driving.data.format import (
     BASE_COLUMN_NAMES,
     EPISODE_FILE,
     EPISODES_DIR,
+    FORMAT_VERSION,
     FRAME_INDEX,
     FRAMES_DIR,
     STEPS_FILE,
@@ -153,6 +155,12 @@ class EpisodeWriter:
     ) -> None:
         self.root = Path(root)
         self.info = read_info(self.root)
+        if self.info.format_version != FORMAT_VERSION:
+            raise DatasetMismatchError(
+                f"{self.root}: a format version {self.info.format_version} dataset; open it with "
+                "driving.data.episodes.create_or_open_dataset (it upgrades the dataset to "
+                f"version {FORMAT_VERSION}) before writing episodes"
+            )
         self.extra_columns = dict(extra_columns or {})
         clash = set(self.extra_columns) & set(BASE_COLUMN_NAMES)
         if clash:
@@ -169,6 +177,7 @@ class EpisodeWriter:
         self.final_path = episode_dir(self.root, self.index)
         self.metadata: dict[str, Any] = {
             "episode_index": self.index,
+            "format_version": FORMAT_VERSION,
             "status": "recording",
             "started_at": _now(),
             **dict(metadata or {}),

@@ -7,6 +7,8 @@ camera preprocessing included, so a runtime feeds it the raw simulator frame::
     state      float32 (B, N)         every neuron's state in state order; zeros at an
                                       episode's first frame (N = 0 for the cnn core)
     dt_s       float32 (B,)           elapsed time since the previous frame, s
+    command    int64   (B,)           the route command (``sim.spec.Command``), only for a
+                                      policy with ``command_input`` embed or branch
       -> Preprocessor (crop, resize, per-image standardisation) -> conv head -> core
          (elapsed = dt_s / time_scale_s) -> readout / label_scale
     curvature  float32 (B,)           steering command: path curvature in 1/m, + = left
@@ -48,6 +50,7 @@ from torch import Tensor, nn
 
 from driving.data.atomic import atomic_path
 from driving.model.checkpoint import checkpoint_camera, load_policy, resolve_checkpoint
+from driving.model.command import NUM_COMMANDS, CommandInputError, command_array, observed_command
 from driving.model.policy import PolicyConfig, PolicyError, SteeringPolicy
 from liquid_drive.errors import LiquidDriveError
 from sim.spec import CameraSpec
@@ -59,6 +62,8 @@ FORMAT_NAME = "liquid-drive-onnx-step"
 FORMAT_VERSION = 1
 """Version of the graph's inputs, outputs and metadata described in the module docstring."""
 INPUT_NAMES = ("image", "state", "dt_s")
+COMMAND_INPUT_NAME = "command"
+"""The extra input of a command-aware policy's graph (after :data:`INPUT_NAMES`)."""
 OUTPUT_NAMES = ("curvature", "state_out")
 METADATA_KEYS = (
     "format",
@@ -76,7 +81,7 @@ METADATA_KEYS = (
     "source",
 )
 """Metadata properties written into every exported model (all strings; lists and the policy
-config as JSON)."""
+config as JSON). Exports since route commands also write ``command_input`` (absent: none)."""
 
 FP32_TOLERANCE = 1e-5
 """Default check tolerance of a float32 export, 1/m (float rounding only)."""
@@ -156,6 +161,21 @@ class _StepGraph(nn.Module):
         return self.policy.step_frames(image, dt_s, state)
 
 
+class _CommandStepGraph(_StepGraph):
+    """A command-aware policy's step: (image, state, dt_s, command) -> (curvature, state_out)."""
+
+    def forward(  # type: ignore[override]
+        self, image: Tensor, state: Tensor, dt_s: Tensor, command: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """As :class:`_StepGraph`, with command int64 (B,) the route command of each frame."""
+        return self.policy.step_frames(image, dt_s, state, command)
+
+
+def input_names(command_input: str) -> tuple[str, ...]:
+    """The graph's inputs for a policy's ``command_input``."""
+    return INPUT_NAMES if command_input == "none" else (*INPUT_NAMES, COMMAND_INPUT_NAME)
+
+
 @contextlib.contextmanager
 def _quiet_exporter_logs() -> Iterator[None]:
     """Silences the exporter's per-pass INFO records (onnxscript, onnx_ir) while it runs."""
@@ -205,7 +225,8 @@ def export_policy(
     # Traced with autograd on: the cores keep effective weights in an inference-only cache
     # (``driving.model.cores.WeightCache``) when autograd is off, which must not capture traced
     # tensors; a deep copy keeps the caller's policy and its caches untouched.
-    module = _StepGraph(copy.deepcopy(policy).cpu().float()).eval()
+    graph = _StepGraph if c.command_input == "none" else _CommandStepGraph
+    module = graph(copy.deepcopy(policy).cpu().float()).eval()
     n, h, w = policy.state_size, c.preprocess.input_height_px, c.preprocess.input_width_px
     b = 2 if dynamic_batch else 1  # an example batch of 1 would be specialised to 1
     example = (
@@ -213,10 +234,13 @@ def export_policy(
         torch.zeros(b, n),
         torch.full((b,), c.first_step_dt_s),
     )
+    if c.command_input != "none":
+        example = (*example, torch.zeros(b, dtype=torch.int64))
+    names = input_names(c.command_input)
     dynamic_shapes = None
     if dynamic_batch:
         batch = torch.export.Dim("batch", min=1)
-        dynamic_shapes = {"image": {0: batch}, "state": {0: batch}, "dt_s": {0: batch}}
+        dynamic_shapes = {name: {0: batch} for name in names}
     t0 = time.perf_counter()
     try:
         with torch.enable_grad(), warnings.catch_warnings(), _quiet_exporter_logs():
@@ -225,7 +249,7 @@ def export_policy(
                 module,
                 example,
                 dynamo=True,
-                input_names=list(INPUT_NAMES),
+                input_names=list(names),
                 output_names=list(OUTPUT_NAMES),
                 dynamic_shapes=dynamic_shapes,
                 external_data=False,
@@ -247,6 +271,7 @@ def export_policy(
         "neuron_names": json.dumps(list(policy.neuron_names)),
         "neuron_groups": json.dumps(list(policy.neuron_groups)),
         "policy_config": json.dumps(c.to_dict()),
+        "command_input": c.command_input,
         "source": source,
     }
     onnx.helper.set_model_props(proto, metadata)
@@ -326,9 +351,11 @@ class OnnxPolicy:
             [i.name for i in self.session.get_inputs()],
             [o.name for o in self.session.get_outputs()],
         )
-        if names != (list(INPUT_NAMES), list(OUTPUT_NAMES)):
+        self.command_input: str = meta.get("command_input", "none")
+        expected = input_names(self.command_input)
+        if names != (list(expected), list(OUTPUT_NAMES)):
             raise OnnxModelError(
-                f"{self.path}: inputs/outputs {names}, expected {INPUT_NAMES} -> {OUTPUT_NAMES}"
+                f"{self.path}: inputs/outputs {names}, expected {expected} -> {OUTPUT_NAMES}"
             )
         self.metadata: dict[str, str] = dict(meta)
         self.core: str = meta["core"]
@@ -348,9 +375,15 @@ class OnnxPolicy:
         return PolicyConfig.from_dict(json.loads(self.metadata["policy_config"]))
 
     def step_frames(
-        self, frames: np.ndarray, dt_s: np.ndarray, h: np.ndarray | None = None
+        self,
+        frames: np.ndarray,
+        dt_s: np.ndarray,
+        h: np.ndarray | None = None,
+        command: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """One step for a batch: frames uint8 (B, H, W, 3), dt_s (B,) s, h (B, N) | None.
+
+        ``command`` int64 (B,) is required unless ``command_input`` is none (then ignored).
 
         Returns:
             ``(curvature float32 (B,) in 1/m, h float32 (B, N))``.
@@ -363,14 +396,19 @@ class OnnxPolicy:
             )
         if h is None:
             h = np.zeros((b, self.state_size), np.float32)
-        curvature, h = self.session.run(
-            None,
-            {
-                "image": frames,
-                "state": np.asarray(h, dtype=np.float32),
-                "dt_s": np.asarray(dt_s, dtype=np.float32).reshape(b),
-            },
-        )
+        inputs = {
+            "image": frames,
+            "state": np.asarray(h, dtype=np.float32),
+            "dt_s": np.asarray(dt_s, dtype=np.float32).reshape(b),
+        }
+        if self.command_input != "none":
+            if command is None:
+                raise CommandInputError(
+                    f"{self.path.name} takes the route command (command_input="
+                    f"{self.command_input}); pass command int64 ({b},)"
+                )
+            inputs[COMMAND_INPUT_NAME] = np.asarray(command, dtype=np.int64).reshape(b)
+        curvature, h = self.session.run(None, inputs)
         return curvature, h
 
     def reset(self) -> OnnxPolicyState:
@@ -383,7 +421,8 @@ class OnnxPolicy:
         """The ``Driver`` protocol: one closed-loop step from a raw simulator observation.
 
         Args:
-            obs: ``image`` uint8 (H, W, 3) RGB, ``t_s`` float (1,) simulation time, s.
+            obs: ``image`` uint8 (H, W, 3) RGB, ``t_s`` float (1,) simulation time, s, and
+                ``command`` unless the graph's ``command_input`` is none.
             state: From :meth:`reset` or the previous ``act``.
 
         Returns:
@@ -392,6 +431,8 @@ class OnnxPolicy:
         Raises:
             PolicyError: If the image is not uint8 (H, W, 3) of the exported camera size or
                 ``t_s`` does not increase.
+            CommandInputError: If the graph takes commands and ``obs["command"]`` is missing
+                or not a command.
         """
         image = np.asarray(obs["image"])
         if image.dtype != np.uint8 or image.shape != self.image_shape:
@@ -403,8 +444,11 @@ class OnnxPolicy:
         dt_s = self.first_step_dt_s if state.t_s is None else t_s - state.t_s
         if not dt_s > 0:
             raise PolicyError(f"t_s must increase between steps: {state.t_s} then {t_s}")
+        command = None
+        if self.command_input != "none":
+            command = command_array(observed_command(obs))
         curvature, h = self.step_frames(
-            np.ascontiguousarray(image)[None], np.array([dt_s], dtype=np.float32), state.h
+            np.ascontiguousarray(image)[None], np.array([dt_s], dtype=np.float32), state.h, command
         )
         return curvature.astype(np.float32).reshape(1), OnnxPolicyState(h=h, t_s=t_s)
 
@@ -434,7 +478,10 @@ def closed_loop_difference(
     seed: int = 0,
     frames: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Drives both on the same frames and jittered 20 Hz times, each on its own state.
+    """Drives both on the same frames, times and commands, each on its own state.
+
+    Times are jittered 20 Hz steps; the route command cycles through every command, 5 steps
+    each (a policy with ``command_input`` none ignores it).
 
     ``frames`` (uint8 (N, H, W, 3), cycled) default to random images; an int8 graph is
     checked on simulator frames, the inputs its activation ranges were calibrated for.
@@ -457,6 +504,7 @@ def closed_loop_difference(
             "image": image,
             "speed_mps": np.array([10.0], np.float32),
             "t_s": np.array([t_s]),
+            "command": command_array(step // 5 % NUM_COMMANDS),  # every command, in turn
         }
         a_torch, s_torch = policy.act(obs, s_torch)
         a_onnx, s_onnx = driver.act(obs, s_onnx)

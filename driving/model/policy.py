@@ -63,6 +63,14 @@ import tyro
 from torch import Tensor, nn
 
 from driving.model.cfc import CfC, WiredCfC
+from driving.model.command import (
+    NUM_COMMANDS,
+    BranchReadout,
+    CommandEmbedding,
+    CommandInput,
+    check_commands,
+    observed_command,
+)
 from driving.model.cores import FeedForwardCore, GRUCore, LSTMCore
 from driving.model.ltc import LTC
 from driving.model.wiring import NCP
@@ -80,6 +88,10 @@ CoreName = Literal[
 CORE_NAMES: tuple[str, ...] = get_args(CoreName)
 CHUNK_FRAMES = 64
 """Frames per chunk through the conv head in :meth:`SteeringPolicy.encode` (memory reuse)."""
+NCP_BUDGET = 19
+"""Neurons of the NCP of the 2020 paper (12 inter + 6 command + 1 motor)."""
+NCP_SIZED = ("cfc-ncp", "cfc-ncp-random", "cfc-ncp-full", "ltc-ncp", "lstm-19", "gru-19")
+"""Cores whose size is the NCP wiring's neuron count."""
 HIDDEN_GROUP = "hidden"
 """Neuron group of cores without named neurons (as ``driving.viz.layout.HIDDEN``)."""
 
@@ -139,6 +151,11 @@ class PolicyConfig:
     """Seconds of real time per unit of core time: elapsed input = dt_s / time_scale_s."""
     first_step_dt_s: float = 0.05
     """Elapsed time assumed for an episode's first frame, s (the training rate's interval)."""
+    command_input: CommandInput = "none"
+    """How the route command (``sim.spec.Command``) enters (``driving.model.command``): none
+    (the policy does not see it), embed (a learned 4 x F embedding added to the conv features)
+    or branch (one output head per command, the command selects; the NCPs get 4 motor neurons,
+    so inter + command neurons must leave room in the 19-neuron budget: 10 + 5 + 4)."""
 
     def __post_init__(self) -> None:
         if self.core not in CORE_NAMES:
@@ -159,10 +176,27 @@ class PolicyConfig:
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
                 raise PolicyConfigError(f"{name} must be a positive number, got {v}")
+        if self.command_input not in ("none", "embed", "branch"):
+            raise PolicyConfigError(
+                f"command_input must be none, embed or branch, got {self.command_input!r}"
+            )
+        units = self.inter_neurons + self.command_neurons + self.motor_neurons
+        if self.command_input == "branch" and self.core in NCP_SIZED and units > NCP_BUDGET:
+            raise PolicyConfigError(
+                f"{self.core} with command_input=branch: {self.inter_neurons} inter + "
+                f"{self.command_neurons} command + {self.motor_neurons} motor = {units} neurons, "
+                f"over the NCP's {NCP_BUDGET}; pass --policy.inter-neurons 10 "
+                "--policy.command-neurons 5 --policy.motor-fanin 5"
+            )
         if self.cfc_mode not in ("default", "no_gate", "pure"):
             raise PolicyConfigError(
                 f"cfc_mode must be default, no_gate or pure, got {self.cfc_mode!r}"
             )
+
+    @property
+    def motor_neurons(self) -> int:
+        """Motor neurons of the NCP wiring: one per command for branch, else 1."""
+        return NUM_COMMANDS if self.command_input == "branch" else 1
 
     def wiring(self) -> NCP:
         """The NCP wiring these arguments describe (built for the conv head's features).
@@ -172,7 +206,7 @@ class PolicyConfig:
         w = NCP(
             inter_neurons=self.inter_neurons,
             command_neurons=self.command_neurons,
-            motor_neurons=1,
+            motor_neurons=self.motor_neurons,
             sensory_fanout=self.sensory_fanout,
             inter_fanout=self.inter_fanout,
             recurrent_command_synapses=self.recurrent_command_synapses,
@@ -193,7 +227,11 @@ class PolicyConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PolicyConfig:
-        """Inverse of :meth:`to_dict`; unknown or missing keys are an error."""
+        """Inverse of :meth:`to_dict`; unknown or missing keys are an error.
+
+        A config without ``command_input`` (written before route commands) reads as ``none``.
+        """
+        d = {"command_input": "none", **d}
         names = {f.name for f in fields(cls)}
         unknown, missing = sorted(set(d) - names), sorted(names - set(d))
         if unknown or missing:
@@ -210,7 +248,9 @@ def _hidden_names(prefix: str, n: int) -> list[str]:
 
 def _rnn_units(c: PolicyConfig) -> int:
     """Hidden units of the LSTM / GRU: ``rnn_units``, or the NCP's neurons for lstm-19, gru-19."""
-    return c.rnn_units if c.core in ("lstm", "gru") else c.inter_neurons + c.command_neurons + 1
+    if c.core in ("lstm", "gru"):
+        return c.rnn_units
+    return c.inter_neurons + c.command_neurons + c.motor_neurons
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,6 +310,12 @@ class SteeringPolicy(nn.Module):
             raise PolicyConfigError(
                 f"{c.core}: {len(names)} neuron names for a state of {self.core.state_size}"
             )
+        self.command_embedding = CommandEmbedding(f) if c.command_input == "embed" else None
+        if c.command_input == "branch":  # one head per command: motor neurons or a Linear
+            self.readout: nn.Module = BranchReadout(
+                self.core.output_size, per_output=self.wiring is not None
+            )
+            return
         self.readout = nn.Linear(self.core.output_size, 1)
         if self.core.output_size == 1:  # a single motor neuron: start as the identity map
             with torch.no_grad():
@@ -285,7 +331,12 @@ class SteeringPolicy(nn.Module):
     @property
     def device(self) -> torch.device:
         """Device of the weights."""
-        return self.readout.weight.device
+        return next(self.readout.parameters()).device
+
+    @property
+    def command_input(self) -> str:
+        """How the route command enters: ``"none"``, ``"embed"`` or ``"branch"``."""
+        return self.config.command_input
 
     def wiring_dict(self) -> dict[str, Any] | None:
         """The built wiring as plain JSON (None for cores without a wiring)."""
@@ -294,8 +345,9 @@ class SteeringPolicy(nn.Module):
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameters per part: conv_head, core, readout, total.
 
-        For a wired core, ``core_connected`` counts only weights that are real synapses (the
-        masked entries are trainable tensors but never affect anything).
+        ``command_embedding`` is added for ``command_input="embed"``. For a wired core,
+        ``core_connected`` counts only weights that are real synapses (the masked entries are
+        trainable tensors but never affect anything).
         """
 
         def count(m: nn.Module) -> int:
@@ -307,6 +359,8 @@ class SteeringPolicy(nn.Module):
             "readout": count(self.readout),
             "total": count(self),
         }
+        if self.command_embedding is not None:
+            out["command_embedding"] = count(self.command_embedding)
         if hasattr(self.core, "masked_parameter_count"):
             out["core_connected"] = int(self.core.masked_parameter_count())
         return out
@@ -352,22 +406,36 @@ class SteeringPolicy(nn.Module):
         return self.head(self.preprocess.normalize(x))  # (b*T, F)
 
     def decode(
-        self, features: Tensor, dt_s: Tensor, state: Tensor | None = None
+        self,
+        features: Tensor,
+        dt_s: Tensor,
+        state: Tensor | None = None,
+        command: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Stage 2, conv features -> commands and neuron states.
 
-        Recurrent core (elapsed = dt_s / time_scale_s), readout, division by ``label_scale``.
+        [Command embedding added to the features], recurrent core (elapsed = dt_s /
+        time_scale_s), readout [the commanded branch], division by ``label_scale``.
 
         Args:
             features: Windows (B, T, F) (the core runs over time from ``state``) or one step
                 (B, F) (one ``core.step`` from ``state``).
             dt_s: Elapsed time before each frame, s: (B, T) for windows, (B,) for a step.
             state: (B, N) neuron states before the first frame, None = zeros.
+            command: int64 route commands (``sim.spec.Command``) of each frame, (B, T) or (B,);
+                required unless ``command_input == "none"`` (then ignored).
 
         Returns:
             ``(curvature, states)``: curvature in 1/m, (B, T) or (B,), and every neuron's
             state after each frame, (B, T, N) or (B, N).
+
+        Raises:
+            CommandInputError: If the policy takes commands and ``command`` is missing or
+                not int64 of the features' leading shape.
         """
+        command = check_commands(command, tuple(features.shape[:-1]), self.config.command_input)
+        if self.command_embedding is not None:
+            features = self.command_embedding(features, command)
         elapsed = dt_s.to(features) / self.config.time_scale_s  # (B, T) or (B,)
         if features.ndim == 3:
             y, states = self.core(features, elapsed, state)  # (B, T, M), (B, T, N)
@@ -375,6 +443,8 @@ class SteeringPolicy(nn.Module):
             y, states = self.core.step(features, elapsed, state)  # (B, M), (B, N)
         else:
             raise PolicyError(f"features must be (B, T, F) or (B, F), got {features.shape}")
+        if isinstance(self.readout, BranchReadout):
+            return self.readout(y, command) / self.config.label_scale, states
         return self.readout(y).squeeze(-1) / self.config.label_scale, states
 
     # ------------------------------------------------------------------ windows (training)
@@ -384,6 +454,7 @@ class SteeringPolicy(nn.Module):
         dt_s: Tensor,
         state: Tensor | None = None,
         augment: nn.Module | None = None,
+        command: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Runs windows of frames: :meth:`decode` of :meth:`encode`.
 
@@ -392,23 +463,29 @@ class SteeringPolicy(nn.Module):
             dt_s: (B, T) elapsed time before each frame, s.
             state: (B, N) initial neuron states, None = zeros.
             augment: Optional training augmentation (see :meth:`encode`).
+            command: int64 (B, T) route command of each frame; required unless
+                ``command_input == "none"``.
 
         Returns:
             ``(curvature, states)``: curvature (B, T) in 1/m and every neuron's state
             (B, T, N).
         """
-        return self.decode(self.encode(frames, augment), dt_s, state)
+        return self.decode(self.encode(frames, augment), dt_s, state, command)
 
     # ------------------------------------------------------------------ closed loop
     def step_frames(
-        self, frames: Tensor, dt_s: Tensor, h: Tensor | None = None
+        self,
+        frames: Tensor,
+        dt_s: Tensor,
+        h: Tensor | None = None,
+        command: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """One step for a batch of frames: frames uint8 (B, H, W, 3), dt_s (B,), h (B, N).
+        """One step for a batch: frames uint8 (B, H, W, 3), dt_s (B,), h (B, N), command (B,).
 
         Returns:
             ``(curvature (B,) in 1/m, h (B, N))``.
         """
-        return self.decode(self.encode(frames), dt_s, h)
+        return self.decode(self.encode(frames), dt_s, h, command)
 
     def reset(self) -> PolicyState:
         """State for a new episode: zeros on the first frame."""
@@ -418,7 +495,8 @@ class SteeringPolicy(nn.Module):
         """One closed-loop step from a raw simulator observation.
 
         Args:
-            obs: ``image`` uint8 (H, W, 3) RGB, ``t_s`` float (1,) simulation time, s.
+            obs: ``image`` uint8 (H, W, 3) RGB, ``t_s`` float (1,) simulation time, s, and,
+                unless ``command_input == "none"``, ``command`` (``sim.spec.parse_command``).
             state: From :meth:`reset` or the previous step.
 
         Returns:
@@ -427,6 +505,8 @@ class SteeringPolicy(nn.Module):
 
         Raises:
             PolicyError: If the image is not uint8 HWC RGB or ``t_s`` does not increase.
+            CommandInputError: If the policy takes commands and ``obs["command"]`` is missing
+                or not a command.
         """
         image = np.asarray(obs["image"])
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -439,7 +519,11 @@ class SteeringPolicy(nn.Module):
             raise PolicyError(f"t_s must increase between steps: {state.t_s} then {t_s}")
         frames = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)[None]
         dt = torch.tensor([dt_s], dtype=torch.float32, device=self.device)
-        curvature, h = self.step_frames(frames, dt, state.h)
+        command = None
+        if self.config.command_input != "none":
+            value = observed_command(obs)
+            command = torch.tensor([value], dtype=torch.int64, device=self.device)
+        curvature, h = self.step_frames(frames, dt, state.h, command)
         return curvature.float(), PolicyState(h=h, t_s=t_s)
 
     def act(self, obs: dict[str, np.ndarray], state: PolicyState) -> tuple[np.ndarray, PolicyState]:

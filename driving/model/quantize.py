@@ -99,6 +99,7 @@ def quantize_int8(source: Path | str, out: Path | str, frames: np.ndarray) -> Pa
     props = {p.key: p.value for p in model.metadata_props}
     state_size = int(props["state_size"])
     first_dt = float(props["first_step_dt_s"])
+    takes_command = props.get("command_input", "none") != "none"
 
     class _Frames(CalibrationDataReader):
         def __init__(self) -> None:
@@ -108,11 +109,14 @@ def quantize_int8(source: Path | str, out: Path | str, frames: np.ndarray) -> Pa
             frame = next(self.items, None)
             if frame is None:
                 return None
-            return {
+            inputs = {
                 "image": frame[None],
                 "state": np.zeros((1, state_size), np.float32),
                 "dt_s": np.array([first_dt], np.float32),
             }
+            if takes_command:  # the conv head's ranges do not depend on the command
+                inputs["command"] = np.zeros(1, np.int64)
+            return inputs
 
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"

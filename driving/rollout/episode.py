@@ -20,11 +20,13 @@ import numpy as np
 
 from driving.data.episodes import (
     COLLISION,
+    COMMAND,
     CURVATURE_APPLIED,
     CURVATURE_EXPERT,
     CURVATURE_PRED,
     HEADING_ERROR_RAD,
     INTERVENTION,
+    JUNCTION,
     LANE_HALF_WIDTH_M,
     LATERAL_OFFSET_M,
     NOISE_ACTIVE,
@@ -90,6 +92,9 @@ class EpisodeLog:
     """The finished episode folder when a writer was given."""
     world_factors: dict[str, Any] | None = None
     """The randomised world's drawn factors (reset info ``world_factors``), None when off."""
+    route_commands: tuple[int, ...] = ()
+    """The route's junction commands in order (reset info ``route_commands``, ``sim.spec.Command``
+    values; empty for a route without junctions); the ``junction`` column indexes it."""
 
     def summary(self) -> dict[str, Any]:
         """Plain-JSON summary (everything except the columns and path)."""
@@ -108,6 +113,7 @@ class EpisodeLog:
             "weather": self.weather,
             "seed": self.seed,
             "target_speed_mps": self.target_speed_mps,
+            "route_commands": list(self.route_commands),
         } | ({"world_factors": self.world_factors} if self.world_factors is not None else {})
 
 
@@ -126,6 +132,36 @@ def _info(info: Mapping[str, Any], key: str) -> Any:
             f"env info lacks {key!r} (the sim contract requires every INFO_* key on every "
             f"step); it has {sorted(info)}"
         ) from None
+
+
+def _command(obs: Mapping[str, Any]) -> spec.Command:
+    if spec.COMMAND not in obs:
+        raise RolloutError(f"observation lacks {spec.COMMAND!r}; it has {sorted(obs)}")
+    try:
+        return spec.parse_command(obs[spec.COMMAND])
+    except spec.ContractError as e:
+        raise RolloutError(f"observation {spec.COMMAND!r}: {e}") from e
+
+
+def _route_commands(value: Any) -> tuple[int, ...]:
+    try:
+        return tuple(int(spec.parse_command(c)) for c in value)
+    except (TypeError, spec.ContractError) as e:
+        raise RolloutError(
+            f"reset info {spec.RESET_INFO_ROUTE_COMMANDS!r} must be a sequence of commands, "
+            f"got {value!r} ({e})"
+        ) from e
+
+
+def _junction(info: Mapping[str, Any], num_junctions: int) -> int:
+    value = _info(info, spec.INFO_JUNCTION)
+    junction = int(_scalar(value, f"info {spec.INFO_JUNCTION!r}"))
+    if junction != value or not -1 <= junction < num_junctions:
+        raise RolloutError(
+            f"info {spec.INFO_JUNCTION!r} is {value!r}: not -1 or an index of the route's "
+            f"{num_junctions} junctions"
+        )
+    return junction
 
 
 def run_episode(
@@ -180,6 +216,7 @@ def run_episode(
     obs, info = env.reset(seed=seed, options=dict(options) if options else None)
     target_speed = info.get(spec.INFO_TARGET_SPEED_MPS)
     world_factors = info.get(spec.RESET_INFO_WORLD_FACTORS)
+    route_commands = _route_commands(info.get(spec.RESET_INFO_ROUTE_COMMANDS, ()))
     state = driver.reset()
     label_state = label_driver.reset() if label_driver is not None else None
     rows: list[dict[str, float]] = []
@@ -207,6 +244,8 @@ def run_episode(
                 Y_M: y_m,
                 YAW_RAD: yaw_rad,
                 PROGRESS_M: float(_info(info, spec.INFO_PROGRESS_M)),
+                COMMAND: int(_command(obs)),
+                JUNCTION: _junction(info, len(route_commands)),
             }
             if label_driver is not None:
                 row[CURVATURE_PRED] = command
@@ -271,6 +310,7 @@ def run_episode(
         seed=int(seed),
         target_speed_mps=None if target_speed is None else float(target_speed),
         world_factors=world_factors,
+        route_commands=route_commands,
     )
     if writer is not None:
         log.path = writer.finish(log.summary())

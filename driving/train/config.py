@@ -95,6 +95,9 @@ class TrainConfig:
     recovery_share: float = 0.0
     """Share of training windows taken from recorded recovery views (whole windows of one
     view, with its labels), in [0, 1); validation uses the car's camera only; 0 = off."""
+    command_balance: bool = False
+    """Weight each training step by the inverse frequency of its route command, so junction
+    commands are not drowned by follow-lane steps (``driving.data.windows.WindowConfig``)."""
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "window_steps", "stride_steps", "val_every")

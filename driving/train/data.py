@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,9 +26,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import default_collate
 
-from driving.data.episodes import Episode, read_info
+from driving.data.episodes import COMMAND, Episode, read_info
 from driving.data.windows import WindowDataset, split_by_episode, split_by_town
 from driving.train.config import TrainConfig, TrainConfigError
+from sim.spec import COMMAND_NAMES, Command
+
+logger = logging.getLogger(__name__)
 
 ROLES = ("train", "val", "val_town")
 """The split's parts, in the order :func:`split_episodes` returns them."""
@@ -106,6 +110,27 @@ def check_recovery_data(train: list[Episode], cfg: TrainConfig) -> None:
             f"{[str(p) for p in cfg.data]} has recovery views (record them with "
             "tools/record.py --recovery-views K)"
         )
+
+
+def warn_unseen_commands(command_input: str, train: list[Episode]) -> int:
+    """Warns (once per run) when a policy that cannot see commands trains on junction data.
+
+    Returns:
+        The training steps with a command other than follow-lane.
+    """
+    steps = sum(int(np.count_nonzero(e.columns[COMMAND] != Command.FOLLOW_LANE)) for e in train)
+    if command_input == "none" and steps:
+        names = sorted(
+            {COMMAND_NAMES[int(c)] for e in train for c in np.unique(e.columns[COMMAND])}
+        )
+        logger.warning(
+            "%d training steps have route commands other than follow_lane (%s) but the policy "
+            "has command_input=none and cannot see them; train with --policy.command-input "
+            "embed or branch",
+            steps,
+            ", ".join(names),
+        )
+    return steps
 
 
 def check_data_fits_policy(cfg: TrainConfig) -> dict[str, Any]:

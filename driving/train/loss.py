@@ -61,7 +61,7 @@ def window_loss(
     device = batch["frames"].device.type
     with torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16"):
         features = policy.encode(batch["frames"], augment)  # (B, T, F)
-    pred, _ = policy.decode(features.float(), batch["dt_s"])  # (B, T) 1/m
+    pred, _ = policy.decode(features.float(), batch["dt_s"], command=batch.get("command"))  # (B, T)
     scale = policy.config.label_scale
     return weighted_mse(pred * scale, batch["label"].to(pred) * scale, batch["weight"].to(pred))
 
@@ -77,7 +77,7 @@ def evaluate_loss(
     num = den = sq = count = 0.0
     for k in range(0, len(indices), batch_size):
         batch = make_batch(dataset, indices[k : k + batch_size], dev)
-        pred, _ = policy(batch["frames"], batch["dt_s"])
+        pred, _ = policy(batch["frames"], batch["dt_s"], command=batch.get("command"))
         err = pred - batch["label"].to(pred)
         w = batch["weight"].to(pred)
         scale = policy.config.label_scale

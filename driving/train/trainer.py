@@ -58,6 +58,7 @@ from driving.train.data import (
     split_episodes,
     split_fingerprint,
     validation_windows,
+    warn_unseen_commands,
 )
 from driving.train.loss import (
     evaluate_loss,
@@ -187,9 +188,12 @@ def _train(cfg: TrainConfig) -> Path:
     )
     if cfg.recovery_share > 0:
         wcfg = dataclasses.replace(wcfg, recovery_share=cfg.recovery_share, recovery_seed=cfg.seed)
+    wcfg = dataclasses.replace(wcfg, command_balance=cfg.command_balance)
     vcfg = dataclasses.replace(
-        wcfg, stride_steps=cfg.window_steps, step_skip_max=1, recovery_share=0.0
-    )
+        wcfg, stride_steps=cfg.window_steps, step_skip_max=1, recovery_share=0.0,
+        command_balance=False,
+    )  # fmt: skip
+    warn_unseen_commands(cfg.policy.command_input, train_eps)
     train_set = WindowDataset(train_eps, wcfg)
     if len(train_set) == 0:
         span = (cfg.window_steps - 1) * cfg.step_skip_max + 1
@@ -220,12 +224,19 @@ def _train(cfg: TrainConfig) -> Path:
         file = last / TRAIN_STATE_FILE
         start, best_loss, best_step = restore_train_state(resumed.state, file, opt, device)
         logger.info("resuming %s at step %d", last, start)
-    logger.info("policy %s: parameters %s", cfg.policy.core, policy.parameter_counts())
+    logger.info(
+        "policy %s, command input %s: parameters %s",
+        cfg.policy.core, cfg.policy.command_input, policy.parameter_counts(),
+    )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)  # the first write: everything above is checked
     sink = _Sink(out, resumed.records if resumed else [], cfg.tensorboard, start)
     # A fixed validation window whose saliency and neuron traces go to TensorBoard as images.
     figure_window = None
-    if sink.tb is not None and val_sets:
+    if sink.tb is not None:
+        sink.tb.add_text("policy/command_input", cfg.policy.command_input, start)
+    if sink.tb is not None and val_sets and cfg.policy.command_input != "none":
+        logger.info("no TensorBoard figures: driving.viz does not pass route commands yet")
+    elif sink.tb is not None and val_sets:
         ds, idx = next(iter(val_sets.values()))
         figure_window = ds[int(idx[0])]
 

@@ -39,6 +39,8 @@ def _rollout(root: Path, neurons: int, seed: int = 0) -> Path:
                 E.INTERVENTION: i == 5,
                 E.NOISE_ACTIVE: False,
                 E.COLLISION: False,
+                E.COMMAND: 0,
+                E.JUNCTION: -1,
             }
             row |= {E.neuron_column(k): float(v) for k, v in enumerate(rng.normal(size=neurons))}
             w.write_step(rng.integers(0, 256, (78, 200, 3), dtype=np.uint8), row)

@@ -35,6 +35,8 @@ def row(i, **extra):
         ep.NOISE_ACTIVE: i % 3 == 0,
         ep.INTERVENTION: False,
         ep.COLLISION: False,
+        ep.COMMAND: 0,
+        ep.JUNCTION: -1,
         **extra,
     }
 

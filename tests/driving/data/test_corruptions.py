@@ -118,7 +118,7 @@ CASES = [
     ),
     (
         "info_newer_version",
-        lambda r, e: edit_json(info_path(r), format_version=2),
+        lambda r, e: edit_json(info_path(r), format_version=ep.FORMAT_VERSION + 1),
         ep.DatasetMismatchError,
         None,
     ),

@@ -14,10 +14,19 @@ H, W = 16, 40
 class FakeEnv:
     """A straight 1-D lane: the car's lateral offset and heading follow its curvature."""
 
-    def __init__(self, route_length_m=20.0, max_steps=1000, noise=0.0, depart_at_m=None):
+    def __init__(self, route_length_m=20.0, max_steps=1000, noise=0.0, depart_at_m=None,
+                 junctions=()):  # fmt: skip
         self.route_length_m, self.max_steps, self.noise = route_length_m, max_steps, noise
         self.depart_at_m = depart_at_m
         self.dt, self.speed = 0.05, 10.0
+        # (first step, last step, command) per route junction: its command is active then
+        self.junctions = tuple(junctions)
+
+    def _active(self):
+        for j, (first, last, _command) in enumerate(self.junctions):
+            if first <= self.k <= last:
+                return j
+        return -1
 
     def _obs(self):
         img = np.full((H, W, 3), min(255, 10 * self.k), np.uint8)
@@ -25,6 +34,7 @@ class FakeEnv:
             "image": img,
             "speed_mps": np.array([self.speed], np.float32),
             "t_s": np.array([self.k * self.dt]),
+            "command": np.array([self.junctions[j][2] if (j := self._active()) >= 0 else 0]),
         }
 
     def _info(self, applied=0.0, noise=False, collision=False):
@@ -42,13 +52,15 @@ class FakeEnv:
             "intervention": False,
             "collision": collision,
             "route_length_m": self.route_length_m,
+            "junction": self._active(),
         }
 
     def reset(self, seed=None, options=None):
         self.k, self.s, self.head = 0, 0.0, 0.0
         self.lat = (options or {}).get("start_offset_m", 0.0)
         self.seed = seed
-        return self._obs(), self._info()
+        route = tuple(command for _, _, command in self.junctions)
+        return self._obs(), self._info() | {"route_commands": route}
 
     def step(self, action):
         clean = float(np.asarray(action).reshape(-1)[0])
@@ -190,3 +202,39 @@ def test_contract_violations_are_clear_and_leave_the_episode_partial(tmp_path):
 
     with pytest.raises(RolloutError, match="driver's action"):
         run_episode(FakeEnv(), NaNDriver(), seed=0)
+
+
+def test_route_commands_and_junctions_are_written_in_every_row(tmp_path):
+    root = make_dataset(tmp_path)
+    env = FakeEnv(route_length_m=5.0, junctions=[(2, 4, 1), (6, 7, 3)])
+    log = run_episode(env, FakeExpert(env), seed=0, writer=ep.EpisodeWriter(root, {}))
+    assert log.route_commands == (1, 3) and log.summary()["route_commands"] == [1, 3]
+    want_command = [0, 0, 1, 1, 1, 0, 3, 3, 0, 0]
+    want_junction = [-1, -1, 0, 0, 0, -1, 1, 1, -1, -1]
+    np.testing.assert_array_equal(log.columns[ep.COMMAND], want_command)
+    e = ep.read_episode(log.path)
+    assert e.columns[ep.COMMAND].dtype == np.int64 and e.meta["route_commands"] == [1, 3]
+    np.testing.assert_array_equal(e.columns[ep.COMMAND], want_command)
+    np.testing.assert_array_equal(e.columns[ep.JUNCTION], want_junction)
+    # A route without junctions (today's towns): follow-lane, junction -1, no route commands.
+    log = run_episode(FakeEnv(route_length_m=1.0), ConstantPolicy(), seed=0)
+    assert log.route_commands == () and set(log.columns[ep.JUNCTION]) == {-1}
+
+
+@pytest.mark.parametrize(
+    ("obs_command", "junction", "match"),
+    [
+        (np.array([7]), -1, "observation .command.: unknown command"),
+        (np.array([0]), 5, "'junction' is 5"),
+    ],
+)
+def test_bad_command_or_junction_from_the_env_is_a_rollout_error(obs_command, junction, match):
+    class Bad(FakeEnv):
+        def _obs(self):
+            return super()._obs() | {"command": obs_command}
+
+        def _info(self, *a, **k):
+            return super()._info(*a, **k) | {"junction": junction}
+
+    with pytest.raises(RolloutError, match=match):
+        run_episode(Bad(), ConstantPolicy(), seed=0)

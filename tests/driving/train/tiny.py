@@ -9,9 +9,11 @@ import pytest
 import driving.train.trainer as trainer
 from driving.data.episodes import (
     BASE_COLUMN_NAMES,
+    COMMAND,
     CURVATURE_APPLIED,
     CURVATURE_EXPERT,
     FRAME_INDEX,
+    JUNCTION,
     ROAD_CURVATURE,
     SPEED_MPS,
     T_S,
@@ -24,10 +26,11 @@ from driving.train.config import TrainConfig
 from perception.augment import AugmentConfig
 
 
-def write_tiny_dataset(root, episodes=3, steps=24, seed=0):
+def write_tiny_dataset(root, episodes=3, steps=24, seed=0, command=None):
     """Episodes whose label is readable from the frame: a bright bar at x ~ curvature.
 
-    Appends to ``root`` when it already holds a dataset of the same camera.
+    Appends to ``root`` when it already holds a dataset of the same camera. ``command(e, i)``
+    gives step i of episode e its route command (default: follow-lane, junction -1).
     """
     info = DatasetInfo(
         sim="builtin", camera={"width_px": 200, "height_px": 78}, control_rate_hz=20.0
@@ -47,6 +50,8 @@ def write_tiny_dataset(root, episodes=3, steps=24, seed=0):
                 row |= {T_S: t, SPEED_MPS: 8.0, CURVATURE_EXPERT: kappa,
                         CURVATURE_APPLIED: kappa, ROAD_CURVATURE: kappa}  # fmt: skip
                 row |= {"noise_active": False, "intervention": False, "collision": False}
+                c = 0 if command is None else command(e, i)
+                row |= {COMMAND: c, JUNCTION: -1 if c == 0 else 0}
                 w.write_step(img, row)
                 t += 0.05 if e != 1 else 0.04 + 0.02 * (i % 2)  # one episode with jitter
             w.finish({"outcome": "max_steps"})

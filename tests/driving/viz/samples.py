@@ -77,6 +77,8 @@ def write_rollout(root: Path, steps: int = T, neurons: int = 6) -> Path:
                 E.INTERVENTION: bool(track.intervention[i]),
                 E.NOISE_ACTIVE: False,
                 E.COLLISION: False,
+                E.COMMAND: 0,
+                E.JUNCTION: -1,
             }
             row |= {E.neuron_column(k): track.states[i, k] for k in range(neurons)}
             w.write_step(np.full((16, 40, 3), 10 * i, np.uint8), row)
