@@ -212,7 +212,11 @@ def run_job(
         departures_xy_m=np.stack([x[departures], y[departures]], axis=1),
     )
     # an EpisodeLog of a simulator without route commands has no route_commands: none
-    junctions = junction_metrics(log.columns, route_commands=getattr(log, "route_commands", ()))
+    junctions = junction_metrics(
+        log.columns,
+        route_commands=getattr(log, "route_commands", ()),
+        route_completed=log.outcome == "route_complete",
+    )
     result = EpisodeResult(job.model, job.spec, metrics, rollout, junctions)
     return JobOutput(result, trace, time.perf_counter() - start)
 

@@ -115,6 +115,7 @@ def junction_metrics(
     columns: Mapping[str, Any],
     *,
     route_commands: Sequence[int] = (),
+    route_completed: bool = False,
 ) -> JunctionMetrics | None:
     """The per-junction outcomes of one episode from its per-step columns.
 
@@ -125,6 +126,9 @@ def junction_metrics(
             when present, ``collision``.
         route_commands: The commands of the route's junctions in route order
             (``EpisodeLog.route_commands``); their number counts the junctions not reached.
+        route_completed: The episode ended at its route's end (outcome ``route_complete``):
+            a junction whose zone the route end cuts is then not scored (it counts as not
+            reached), since the car was stopped by the route, not by a failure.
 
     Returns:
         The :class:`JunctionMetrics`, or None when the episode has no ``junction`` column and
@@ -159,6 +163,8 @@ def junction_metrics(
         steps = np.flatnonzero(junction == index)
         first, last = int(steps[0]), int(steps[-1])
         zone = slice(first, last + 1)
+        if route_completed and last == n - 1:
+            continue  # the route ends inside this junction: not scored
         if COMMAND in columns:
             command = _command_name(int(col(COMMAND, np.int64)[first]))
             if index < len(route_commands) and command != _command_name(route_commands[index]):

@@ -75,6 +75,14 @@ def test_failures_intervention_collision_exit_outside_the_lane_and_ending_inside
     assert m.not_reached == 1
 
 
+def test_a_junction_cut_by_the_route_end_is_not_scored():
+    cols = _columns([(0, 10, 20), (1, 90, 99)])
+    ended = junction_metrics(cols, route_commands=(L, R))
+    assert [j.failure for j in ended.passed] == [None, "ended inside"]
+    done = junction_metrics(cols, route_commands=(L, R), route_completed=True)
+    assert [j.index for j in done.passed] == [0] and done.not_reached == 1
+
+
 def test_an_intervention_on_the_zone_edges_counts_and_one_just_outside_does_not():
     cols = _columns([(0, 10, 20), (1, 40, 50)])
     cols[INTERVENTION][[20, 39, 51]] = True
