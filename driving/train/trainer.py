@@ -234,9 +234,7 @@ def _train(cfg: TrainConfig) -> Path:
     figure_window = None
     if sink.tb is not None:
         sink.tb.add_text("policy/command_input", cfg.policy.command_input, start)
-    if sink.tb is not None and val_sets and cfg.policy.command_input != "none":
-        logger.info("no TensorBoard figures: driving.viz does not pass route commands yet")
-    elif sink.tb is not None and val_sets:
+    if sink.tb is not None and val_sets:
         ds, idx = next(iter(val_sets.values()))
         figure_window = ds[int(idx[0])]
 

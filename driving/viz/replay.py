@@ -68,6 +68,7 @@ def replay_with_saliency(
     states: np.ndarray | None = None,
     batch: int = 64,
     ig_steps: int = 32,
+    commands: np.ndarray | None = None,
 ) -> SaliencyReplay:
     """Runs a policy over a rollout's frames: saliency, sensory features, command, states.
 
@@ -83,6 +84,8 @@ def replay_with_saliency(
         states: The rollout's neuron states (T, N), used as the captum methods' context.
         batch: Frames per forward pass.
         ig_steps: Integration steps of ``integrated_gradients``.
+        commands: The rollout's route commands (``sim.spec.Command`` values), (T,); None =
+            follow lane throughout. Used only by a policy with a command input.
 
     Returns:
         A :class:`SaliencyReplay`.
@@ -93,6 +96,9 @@ def replay_with_saliency(
     dt = _elapsed_s(t_s, float(policy.config.first_step_dt_s))
     n_state = int(policy.state_size)
     device = policy.device
+    cmd = np.zeros(len(t_s), np.int64) if commands is None else np.asarray(commands, np.int64)
+    if cmd.shape != t_s.shape:
+        raise VisualizeError(f"commands must be ({len(t_s)},) like t_s, got {cmd.shape}")
     views, feats, curvature, replayed = [], [], [], []
     h = None
     it = iter(frames)
@@ -100,11 +106,12 @@ def replay_with_saliency(
         chunk = [next(it) for _ in range(min(batch, len(t_s) - start))]
         raw = torch.from_numpy(np.stack(chunk)).to(device)  # (B, H, W, 3) uint8
         dt_b = torch.as_tensor(dt[start : start + len(chunk)], dtype=torch.float32, device=device)
+        cmd_b = torch.as_tensor(cmd[start : start + len(chunk)], device=device)  # (B,) int64
         with torch.no_grad():
             x01, x = network_input(policy, raw)
             masks, f = visual_backprop_with_output(policy.head, x)  # (B, h, w), (B, F)
             # The chunk as one window, carrying the state: (1, B, F) -> (1, B), (1, B, N).
-            command, st = policy.decode(f[None], dt_b[None], h)
+            command, st = policy.decode(f[None], dt_b[None], h, command=cmd_b[None])
             h_prev = h
             h = st[:, -1] if n_state else None  # (1, N)
         if method != "visualbackprop":
@@ -121,7 +128,7 @@ def replay_with_saliency(
                 method,  # type: ignore[arg-type]
                 x.detach(),
                 conv_stack=policy.head,
-                forward_fn=_command_given_state(policy, dt_b, h_before),
+                forward_fn=_command_given_state(policy, dt_b, h_before, cmd_b),
                 ig_steps=ig_steps,
             )
         m = masks.detach().cpu().numpy()
@@ -139,18 +146,19 @@ def replay_with_saliency(
 
 
 def _command_given_state(
-    policy: Any, dt_s: Tensor, h_before: Tensor | None
+    policy: Any, dt_s: Tensor, h_before: Tensor | None, route_command: Tensor
 ) -> Callable[[Tensor], Tensor]:
     """``f(images) -> command (B,)`` with the recurrent state fixed, for the captum methods.
 
     captum evaluates several inputs per frame (integrated gradients stacks its steps along the
     batch), so the per-frame context (``dt_s`` (B,), ``h_before`` (B, N)) is repeated to the
-    batch it is called with.
+    batch it is called with; so is the route command (B,).
     """
 
     def fn(x: Tensor) -> Tensor:
         k = x.shape[0] // dt_s.shape[0]
         h = None if h_before is None else h_before.repeat(k, 1)
-        return policy.decode(policy.head(x), dt_s.repeat(k), h)[0]  # one step: (k*B,)
+        cmd = route_command.repeat(k)
+        return policy.decode(policy.head(x), dt_s.repeat(k), h, command=cmd)[0]  # (k*B,)
 
     return fn

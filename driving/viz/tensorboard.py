@@ -34,8 +34,9 @@ def training_figures(policy: Any, window: dict[str, Any], saliency_frames: int =
         input view of the chosen frames with their VisualBackProp overlay.
     """
     frames, dt_s, label = window["frames"], window["dt_s"], window["label"]
+    command = window.get("command", torch.zeros(dt_s.shape, dtype=torch.int64))
     if frames.ndim == 5:  # a batch: take the first window
-        frames, dt_s, label = frames[0], dt_s[0], label[0]
+        frames, dt_s, label, command = frames[0], dt_s[0], label[0], command[0]
     if frames.ndim != 4 or frames.dtype != torch.uint8:
         raise VisualizeError(
             f"window['frames'] must be uint8 (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}"
@@ -45,7 +46,9 @@ def training_figures(policy: Any, window: dict[str, Any], saliency_frames: int =
     try:
         with torch.no_grad():
             device = policy.device
-            curvature, states = policy(frames[None].to(device), dt_s[None].to(device))
+            curvature, states = policy(
+                frames[None].to(device), dt_s[None].to(device), command=command[None].to(device)
+            )
             idx = np.linspace(0, len(frames) - 1, min(saliency_frames, len(frames))).round()
             picked = frames[torch.as_tensor(idx.astype(np.int64))].to(device)
             x01, x = network_input(policy, picked)

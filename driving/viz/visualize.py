@@ -141,7 +141,9 @@ def visualize(cfg: VisualizeConfig) -> dict[str, Any]:
     frames = (episode.frame(i) for i in range(n))
     t0 = time.perf_counter()
     if policy is not None:
-        replay = replay_with_saliency(policy, frames, track.t_s, cfg.saliency, states=track.states)
+        replay = replay_with_saliency(
+            policy, frames, track.t_s, cfg.saliency, states=track.states, commands=track.command
+        )
         views = replay.views
         track.sensory = replay.features
         if track.states is None and replay.states is not None:
