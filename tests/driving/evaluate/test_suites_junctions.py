@@ -25,7 +25,13 @@ REAL_SPLIT = sim.split("builtin")
 SPLIT = dataclasses.replace(
     REAL_SPLIT, junction_train_towns=("village", "farmland"), junction_unseen_towns=("old_town",)
 )
-LANE_ONLY = dataclasses.replace(REAL_SPLIT, junction_train_towns=(), junction_unseen_towns=())
+_JUNCTION_TOWNS = (*REAL_SPLIT.junction_train_towns, *REAL_SPLIT.junction_unseen_towns)
+LANE_ONLY = dataclasses.replace(
+    REAL_SPLIT,
+    junction_train_towns=(),
+    junction_unseen_towns=(),
+    town_speeds_mps=tuple(e for e in REAL_SPLIT.town_speeds_mps if e[0] not in _JUNCTION_TOWNS),
+)
 
 
 @pytest.fixture
