@@ -122,12 +122,24 @@ def _take(n: int) -> np.ndarray:
     return np.frombuffer(mmap.mmap(-1, int(n * _BUFFER_SLACK)), np.uint8)
 
 
-def _give(flat: np.ndarray) -> None:
-    """Returns a buffer that nothing uses any more to the pool."""
-    with _pool_lock:
+def _give(flat: np.ndarray, wait: bool = True) -> None:
+    """Returns a buffer that nothing uses any more to the pool.
+
+    Args:
+        flat: The buffer.
+        wait: Block until the pool is free. A texture's finalizer passes False: the garbage
+            collector may run it inside ``_take`` or ``_give`` on the same thread, with the
+            (non-reentrant) lock held, where waiting would deadlock; the buffer is then simply
+            not pooled (freed with its last reference).
+    """
+    if not _pool_lock.acquire(blocking=wait):
+        return
+    try:
         _pool.append(flat)
         if len(_pool) > _POOL_BUFFERS:
             del _pool[min(range(len(_pool)), key=lambda i: _pool[i].size)]
+    finally:
+        _pool_lock.release()
 
 
 def _buffer(flat: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -135,8 +147,11 @@ def _buffer(flat: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return flat[: math.prod(shape)].reshape(shape)
 
 
-def _drop(cache: OrderedDict, last: bool = False) -> None:
-    """Removes a tile from a cache; pools its buffer unless the tile or a view of it lives on."""
+def _drop(cache: OrderedDict, last: bool = False, wait: bool = True) -> None:
+    """Removes a tile from a cache; pools its buffer unless the tile or a view of it lives on.
+
+    ``wait`` goes to :func:`_give` (False from a finalizer).
+    """
     tile = cache.popitem(last=last)[1]
     flat = tile.rgba.base
     alive = weakref.ref(tile)
@@ -144,7 +159,7 @@ def _drop(cache: OrderedDict, last: bool = False) -> None:
     # the tile is gone if nothing else held it; then only views made elsewhere (and this
     # frame's and getrefcount's references) can still refer to the buffer
     if alive() is None and isinstance(flat, np.ndarray) and sys.getrefcount(flat) <= 2:
-        _give(flat)
+        _give(flat, wait)
 
 
 def _apply_grain(img: np.ndarray, grain: np.ndarray) -> None:
@@ -164,8 +179,9 @@ def _apply_grain(img: np.ndarray, grain: np.ndarray) -> None:
 
 
 def _release_cache(cache: OrderedDict) -> None:
+    """A collected texture's finalizer: its tiles' buffers back to the pool, never blocking."""
     while cache:
-        _drop(cache)
+        _drop(cache, wait=False)
 
 
 @dataclass

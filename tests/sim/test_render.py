@@ -216,3 +216,28 @@ def test_grain_in_strips_equals_the_whole_tile_multiply(rows):
     want = cv2.multiply(img, cv2.cvtColor(grain, cv2.COLOR_GRAY2RGBA), scale=1.0 / 128.0)
     texture._apply_grain(img, grain)
     np.testing.assert_array_equal(img, want)
+
+
+def test_a_texture_finalizer_never_waits_for_the_pool_lock():
+    """The garbage collector may run a texture's finalizer inside ``_take`` with the pool's
+    (non-reentrant) lock held on the same thread; it must return instead of deadlocking."""
+    import threading
+    from collections import OrderedDict
+
+    flat = np.frombuffer(bytearray(64), np.uint8)
+    cache = OrderedDict(
+        {0: texture.Tile(rgba=flat.reshape(4, 4, 4), world_to_px=np.eye(3), index=0)}
+    )
+    del flat
+    before = len(texture._pool)
+    done = threading.Event()
+    with texture._pool_lock:  # as inside _take when the collector runs the finalizer
+        worker = threading.Thread(target=lambda: (texture._release_cache(cache), done.set()))
+        worker.start()
+        worker.join(timeout=10.0)
+        assert done.is_set(), "the finalizer blocked on the pool lock"
+    assert not cache and len(texture._pool) == before  # dropped, not pooled
+    buf = np.frombuffer(bytearray(64), np.uint8)
+    texture._give(buf)  # the ordinary path still pools (and waits)
+    assert any(b is buf for b in texture._pool)
+    texture._pool.remove(buf)
