@@ -240,4 +240,4 @@ def test_a_texture_finalizer_never_waits_for_the_pool_lock():
     buf = np.frombuffer(bytearray(64), np.uint8)
     texture._give(buf)  # the ordinary path still pools (and waits)
     assert any(b is buf for b in texture._pool)
-    texture._pool.remove(buf)
+    del texture._pool[next(i for i, b in enumerate(texture._pool) if b is buf)]
