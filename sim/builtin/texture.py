@@ -12,9 +12,6 @@ All content is a deterministic function of (road, town, weather, seed).
 from __future__ import annotations
 
 import math
-import mmap
-import sys
-import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -26,6 +23,7 @@ import numpy as np
 from sim.builtin import junction_paint
 from sim.builtin.roads import Road
 from sim.builtin.route_plan import JunctionRoute
+from sim.builtin.tile_buffers import drop_tile, give, release_cache, take, view
 from sim.builtin.towns import PROP_KINDS, PropSet, Town
 from sim.builtin.weather import Weather
 
@@ -54,9 +52,6 @@ COARSE = 4
 smooth) and upsampled; the fine grain is sampled at full resolution."""
 GRAIN_AMPLITUDE = 0.09
 """Relative amplitude of the fine grain on every surface."""
-_BUFFER_SLACK = 1.25
-"""New tile-sized buffers are this much larger than asked for, so that later (differently
-sized) tiles can reuse them."""
 _GRAIN_ROWS = 32
 """Tile rows that the grain is applied to at a time."""
 _GRAIN_REPEAT = 10
@@ -100,68 +95,6 @@ def grain_pattern() -> np.ndarray:
     return np.tile(img, (_GRAIN_REPEAT, _GRAIN_REPEAT))
 
 
-# ---------------------------------------------------------------------------------------------
-# Tile-sized buffers are pooled per process. A fresh multi-megabyte array costs more in page
-# faults on its first write than the work done in it (numpy advises huge pages for large
-# arrays, which makes the first touch several times slower still and brings the warps
-# nothing), so buffers are plain anonymous memory maps, reused across tiles and episodes.
-
-_pool: list[np.ndarray] = []
-_pool_lock = threading.Lock()
-_POOL_BUFFERS = 6
-"""At most this many unused buffers are kept."""
-
-
-def _take(n: int) -> np.ndarray:
-    """A flat uint8 buffer of at least ``n`` bytes: the smallest fitting pooled one, or new."""
-    with _pool_lock:
-        fits = [i for i, flat in enumerate(_pool) if flat.size >= n]
-        if fits:
-            return _pool.pop(min(fits, key=lambda i: _pool[i].size))
-    # tiles differ in size: new buffers get some room
-    return np.frombuffer(mmap.mmap(-1, int(n * _BUFFER_SLACK)), np.uint8)
-
-
-def _give(flat: np.ndarray, wait: bool = True) -> None:
-    """Returns a buffer that nothing uses any more to the pool.
-
-    Args:
-        flat: The buffer.
-        wait: Block until the pool is free. A texture's finalizer passes False: the garbage
-            collector may run it inside ``_take`` or ``_give`` on the same thread, with the
-            (non-reentrant) lock held, where waiting would deadlock; the buffer is then simply
-            not pooled (freed with its last reference).
-    """
-    if not _pool_lock.acquire(blocking=wait):
-        return
-    try:
-        _pool.append(flat)
-        if len(_pool) > _POOL_BUFFERS:
-            del _pool[min(range(len(_pool)), key=lambda i: _pool[i].size)]
-    finally:
-        _pool_lock.release()
-
-
-def _buffer(flat: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """A C-contiguous uint8 array of ``shape`` on the front of a flat buffer."""
-    return flat[: math.prod(shape)].reshape(shape)
-
-
-def _drop(cache: OrderedDict, last: bool = False, wait: bool = True) -> None:
-    """Removes a tile from a cache; pools its buffer unless the tile or a view of it lives on.
-
-    ``wait`` goes to :func:`_give` (False from a finalizer).
-    """
-    tile = cache.popitem(last=last)[1]
-    flat = tile.rgba.base
-    alive = weakref.ref(tile)
-    del tile
-    # the tile is gone if nothing else held it; then only views made elsewhere (and this
-    # frame's and getrefcount's references) can still refer to the buffer
-    if alive() is None and isinstance(flat, np.ndarray) and sys.getrefcount(flat) <= 2:
-        _give(flat, wait)
-
-
 def _apply_grain(img: np.ndarray, grain: np.ndarray) -> None:
     """``img = img * grain / 128`` (rounded, saturated) for every channel, in row strips.
 
@@ -176,12 +109,6 @@ def _apply_grain(img: np.ndarray, grain: np.ndarray) -> None:
         cv2.cvtColor(grain[r : r + n], cv2.COLOR_GRAY2RGBA, dst=part)
         rows = img[r : r + n]
         cv2.multiply(rows, part, dst=rows, scale=1.0 / 128.0)
-
-
-def _release_cache(cache: OrderedDict) -> None:
-    """A collected texture's finalizer: its tiles' buffers back to the pool, never blocking."""
-    while cache:
-        _drop(cache, wait=False)
 
 
 @dataclass
@@ -255,7 +182,7 @@ class GroundTexture:
         self._cache: OrderedDict[int, Tile] = OrderedDict()
         self._cache_tiles = int(cache_tiles)
         # the cached tiles' buffers go back to the pool when this texture is collected
-        weakref.finalize(self, _release_cache, self._cache)
+        weakref.finalize(self, release_cache, self._cache)
         theme = town.theme
         self.ground_pattern = ground_pattern(town.name, theme.ground, theme.ground_variation)
         self._ground_rgba = _ground_pattern_rgba(town.name, theme.ground, theme.ground_variation)
@@ -272,7 +199,7 @@ class GroundTexture:
         tile = self._cache.get(k)
         if tile is None:
             while self._cache and len(self._cache) >= self._cache_tiles:
-                _drop(self._cache)
+                drop_tile(self._cache)
             tile = self._build(k)
             self._cache[k] = tile
         else:
@@ -308,14 +235,14 @@ class GroundTexture:
                 [0.0, 0.0, 1.0],
             ]
         )
-        img = _buffer(_take(h_px * w_px * 4), (h_px, w_px, 4))
+        img = view(take(h_px * w_px * 4), (h_px, w_px, 4))
         self._ground(img, A)
         self._draw_road(img, A, s0, s1)
-        grain_flat = _take(h_px * w_px)
+        grain_flat = take(h_px * w_px)
         try:
-            _apply_grain(img, self._grain(_buffer(grain_flat, (h_px, w_px)), A))
+            _apply_grain(img, self._grain(view(grain_flat, (h_px, w_px)), A))
         finally:  # scratch: back to the pool (the view above is not used again)
-            _give(grain_flat)
+            give(grain_flat)
         self._draw_shadows(img, A, s0, s1)
         return Tile(rgba=img, world_to_px=A, index=k)
 

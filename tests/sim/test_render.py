@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sim import spec
-from sim.builtin import texture
+from sim.builtin import texture, tile_buffers
 from sim.builtin.camera import CameraModel
 from sim.builtin.env import BuiltinDrivingEnv, CameraJitter
 from sim.builtin.towns import PROP_KINDS, PropSet
@@ -186,7 +186,7 @@ def test_tile_buffers_are_reused_only_when_nothing_refers_to_them():
     pooled = []
     for s in np.arange(650.0, 1500.0, 200.0):  # evicts sections 1 and 2 and later ones
         tex.tile_at(s)
-        pooled += [id(b) for b in texture._pool]
+        pooled += [id(b) for b in tile_buffers.POOL]
     np.testing.assert_array_equal(held_tile.rgba, want_tile)
     np.testing.assert_array_equal(held_view, want_view)
     assert id(held_tile.rgba.base) not in pooled and id(held_view.base) not in pooled
@@ -194,18 +194,20 @@ def test_tile_buffers_are_reused_only_when_nothing_refers_to_them():
 
 
 def test_buffer_pool_keeps_the_largest_few_and_hands_out_the_smallest_fitting():
-    saved = list(texture._pool)
-    texture._pool.clear()
+    saved = list(tile_buffers.POOL)
+    tile_buffers.POOL.clear()
     try:
-        for n in range(1, 2 * texture._POOL_BUFFERS + 1):
-            texture._give(np.empty(1000 * n, np.uint8))
-        sizes = sorted(b.size for b in texture._pool)
-        assert len(sizes) == texture._POOL_BUFFERS and sizes[0] > 1000 * texture._POOL_BUFFERS
+        for n in range(1, 2 * tile_buffers.POOL_BUFFERS + 1):
+            tile_buffers.give(np.empty(1000 * n, np.uint8))
+        sizes = sorted(b.size for b in tile_buffers.POOL)
+        assert (
+            len(sizes) == tile_buffers.POOL_BUFFERS and sizes[0] > 1000 * tile_buffers.POOL_BUFFERS
+        )
         smallest = sizes[0]
-        assert texture._take(smallest - 10).size == smallest
-        assert texture._take(10**7).size >= 10**7  # nothing fits: a new buffer
+        assert tile_buffers.take(smallest - 10).size == smallest
+        assert tile_buffers.take(10**7).size >= 10**7  # nothing fits: a new buffer
     finally:
-        texture._pool[:] = saved
+        tile_buffers.POOL[:] = saved
 
 
 @pytest.mark.parametrize("rows", [1, texture._GRAIN_ROWS, 2 * texture._GRAIN_ROWS + 5])
@@ -229,15 +231,19 @@ def test_a_texture_finalizer_never_waits_for_the_pool_lock():
         {0: texture.Tile(rgba=flat.reshape(4, 4, 4), world_to_px=np.eye(3), index=0)}
     )
     del flat
-    before = len(texture._pool)
+    before = len(tile_buffers.POOL)
     done = threading.Event()
-    with texture._pool_lock:  # as inside _take when the collector runs the finalizer
-        worker = threading.Thread(target=lambda: (texture._release_cache(cache), done.set()))
+    with tile_buffers.POOL_LOCK:  # as inside _take when the collector runs the finalizer
+        worker = threading.Thread(target=lambda: (tile_buffers.release_cache(cache), done.set()))
         worker.start()
         worker.join(timeout=10.0)
         assert done.is_set(), "the finalizer blocked on the pool lock"
-    assert not cache and len(texture._pool) == before  # dropped, not pooled
-    buf = np.frombuffer(bytearray(64), np.uint8)
-    texture._give(buf)  # the ordinary path still pools (and waits)
-    assert any(b is buf for b in texture._pool)
-    del texture._pool[next(i for i, b in enumerate(texture._pool) if b is buf)]
+    assert not cache and len(tile_buffers.POOL) == before  # dropped, not pooled
+    saved = tile_buffers.POOL[:]
+    tile_buffers.POOL.clear()  # the pool keeps the largest few: start from an empty one
+    try:
+        buf = np.frombuffer(bytearray(64), np.uint8)
+        tile_buffers.give(buf)  # the ordinary path still pools (and waits)
+        assert len(tile_buffers.POOL) == 1 and tile_buffers.POOL[0] is buf
+    finally:
+        tile_buffers.POOL[:] = saved
