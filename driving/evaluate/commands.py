@@ -14,15 +14,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from liquid_drive.errors import LiquidDriveError
+from driving.model.command import CommandInputError
 from sim.spec import TownWeatherSplit
 
 NO_COMMAND_INPUT = "none"
 """``command_input`` of a policy that does not see the route's command."""
-
-
-class CommandInputError(LiquidDriveError, ValueError):
-    """A checkpoint without a command input asked to drive towns with junctions."""
 
 
 def command_input(policy_config: Any) -> str:

@@ -243,7 +243,7 @@ def check_inputs(jobs: Sequence[EpisodeJob]) -> None:
 
     Raises:
         driving.model.checkpoint.CheckpointError: For a missing or broken checkpoint.
-        driving.evaluate.commands.CommandInputError: For a checkpoint without a command input
+        driving.model.command.CommandInputError: For a checkpoint without a command input
             asked to drive junction towns.
         driving.rollout.policies.CameraMismatchError: For a camera the policy was not
             trained with.
@@ -337,7 +337,7 @@ def evaluate(cfg: EvalConfig) -> EvalSummary:
     Raises:
         EvalError, driving.evaluate.suites.SuiteError: For a bad request.
         driving.model.checkpoint.CheckpointError: For a broken checkpoint (nothing written).
-        driving.evaluate.commands.CommandInputError: For a checkpoint without a command input
+        driving.model.command.CommandInputError: For a checkpoint without a command input
             asked to drive junction towns (nothing written).
         driving.rollout.policies.CameraMismatchError: For a camera the policy was not trained
             with (nothing written).
