@@ -1,7 +1,9 @@
 """Training data: episodes decoded into memory, their split, batches, and the split's identity.
 
 Every frame is decoded once into an in-memory uint8 array (30 simulated minutes at 78 x 200
-are 1.7 GB) and windows are sliced from it, so data loading is not the bottleneck.
+are 1.7 GB; each recovery view as much again) and windows are sliced from it, so data loading
+is not the bottleneck. A run whose frames would not fit in the available memory is refused
+before decoding (:func:`check_cache_fits`) instead of swapping the machine to a standstill.
 
 The split's identity (:func:`split_fingerprint`) is stored in every checkpoint: for each role
 (train, val, val_town) the episodes' folders and a content hash of each (its ``episode.json``
@@ -18,6 +20,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +113,58 @@ def check_recovery_data(train: list[Episode], cfg: TrainConfig) -> None:
             f"{[str(p) for p in cfg.data]} has recovery views (record them with "
             "tools/record.py --recovery-views K)"
         )
+
+
+def cache_bytes(episodes: list[Episode], views: list[bool]) -> int:
+    """Bytes the decoded frames of ``episodes`` take in memory (with the views where asked)."""
+    return sum(
+        len(e) * (1 + (e.views if v else 0)) * math.prod(e.image_shape)
+        for e, v in zip(episodes, views, strict=True)
+    )
+
+
+def available_memory_bytes() -> int | None:
+    """The memory the system can still give this process (``MemAvailable``); None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_cache_fits(
+    episodes: list[Episode], views: list[bool], cfg: TrainConfig, available: int | None
+) -> int:
+    """Refuses to decode more frames than the memory holds (the run would swap or be killed).
+
+    Args:
+        episodes: Every episode to decode (train, validation, held-out town).
+        views: Per episode, whether its recovery views are decoded too.
+        cfg: The run's config (its datasets are named in the error).
+        available: Bytes of memory available (:func:`available_memory_bytes`); None = unknown,
+            nothing checked.
+
+    Returns:
+        The bytes the frames will take.
+
+    Raises:
+        TrainConfigError: If they need more than 90 % of ``available``, naming both sizes.
+    """
+    need = cache_bytes(episodes, views)
+    if available is not None and need > 0.9 * available:
+        hint = " or train without --recovery-share" if any(views) else ""
+        raise TrainConfigError(
+            f"the frames of {[str(p) for p in cfg.data]} decode to {need / 2**30:.1f} GiB "
+            f"(every frame is held in memory) but only {available / 2**30:.1f} GiB are "
+            f"available; train on fewer or shorter datasets{hint}, or stop other trainings"
+        )
+    return need
 
 
 def warn_unseen_commands(command_input: str, train: list[Episode]) -> int:

@@ -51,7 +51,9 @@ from driving.model.policy import SteeringPolicy
 from driving.train.config import TrainConfig, TrainConfigError
 from driving.train.data import (
     CachedEpisode,
+    available_memory_bytes,
     batch_indices,
+    check_cache_fits,
     check_data_fits_policy,
     check_recovery_data,
     make_batch,
@@ -175,6 +177,8 @@ def _train(cfg: TrainConfig) -> Path:
     train_eps, val_eps, town_eps = split_episodes(episodes, cfg)
     check_recovery_data(train_eps, cfg)
     views = [cfg.recovery_share > 0] * len(train_eps) + [False] * (len(val_eps) + len(town_eps))
+    need = check_cache_fits([*train_eps, *val_eps, *town_eps], views, cfg, available_memory_bytes())
+    logger.info("decoding %.2f GiB of frames into memory", need / 2**30)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # cv2 frees the GIL
         cached = list(pool.map(CachedEpisode.load, (*train_eps, *val_eps, *town_eps), views))
     train_eps = cached[: len(train_eps)]
