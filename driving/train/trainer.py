@@ -177,10 +177,11 @@ def _train(cfg: TrainConfig) -> Path:
     train_eps, val_eps, town_eps = split_episodes(episodes, cfg)
     check_recovery_data(train_eps, cfg)
     views = [cfg.recovery_share > 0] * len(train_eps) + [False] * (len(val_eps) + len(town_eps))
-    need = check_cache_fits([*train_eps, *val_eps, *town_eps], views, cfg, available_memory_bytes())
+    every = [*train_eps, *val_eps, *town_eps]
+    need = check_cache_fits(every, views, cfg, available_memory_bytes())
     logger.info("decoding %.2f GiB of frames into memory", need / 2**30)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # cv2 frees the GIL
-        cached = list(pool.map(CachedEpisode.load, (*train_eps, *val_eps, *town_eps), views))
+        cached = list(pool.map(CachedEpisode.load, every, views))
     train_eps = cached[: len(train_eps)]
     val_eps = cached[len(train_eps) : len(train_eps) + len(val_eps)]
     town_eps = cached[len(train_eps) + len(val_eps) :]
