@@ -39,6 +39,7 @@ import numpy as np
 from driving.data.format import CURVATURE_PRED, POLICY_DROVE
 from driving.data.writer import EpisodeWriter
 from driving.rollout.episode import EpisodeLog, run_episode
+from driving.rollout.recovery import ViewColumns
 from liquid_drive.errors import LiquidDriveError
 from sim.spec import CameraSpec, Driver
 
@@ -192,8 +193,10 @@ class _CountingWriter(EpisodeWriter):
         super().__init__(*args, **kwargs)
         self.policy_steps = 0
 
-    def write_step(self, image: np.ndarray, row: Mapping[str, Any]) -> None:
-        super().write_step(image, row)
+    def write_step(
+        self, image: np.ndarray, row: Mapping[str, Any], views: np.ndarray | None = None
+    ) -> None:
+        super().write_step(image, row, views)
         self.policy_steps += int(bool(row[POLICY_DROVE]))
 
     def finish(self, summary: Mapping[str, Any] | None = None) -> Path:
@@ -303,6 +306,7 @@ def record_driven_episode(
     options: Mapping[str, Any] | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    views: ViewColumns | None = None,
 ) -> EpisodeLog:
     """Drives one episode with the policy (mixed with the expert) and writes it into ``root``.
 
@@ -319,6 +323,9 @@ def record_driven_episode(
         options: The env reset options (start offsets).
         should_stop: Polled every step (outcome ``stopped``).
         on_step: Progress callback of ``run_episode``.
+        views: The recovery views of each observation (the env renders them around the pose
+            the policy drove to, each labelled with the expert's command at its own pose),
+            None for none.
 
     Returns:
         The episode's log (``path`` is the finished folder).
@@ -335,7 +342,10 @@ def record_driven_episode(
         who = "policy" if mixing.beta <= 0.0 or mixing.per == "episode" else "mixed"
     dt_s = 1.0 / float(env.unwrapped.control_rate_hz)
     mixed = MixedDriver(policy, expert, mixing, dt_s, rng, expert_episode=expert_episode)
-    writer = _CountingWriter(root, {**dict(meta), "driver": who}, extra_columns=EXTRA_COLUMNS)
+    extra = EXTRA_COLUMNS | (views.columns if views is not None else {})
+    writer = _CountingWriter(
+        root, {**dict(meta), "driver": who}, extra_columns=extra, views=views.views if views else 0
+    )
     with writer, torch.inference_mode():
         return run_episode(
             env,
@@ -347,4 +357,5 @@ def record_driven_episode(
             step_columns=MixedDriver.step_columns,
             should_stop=should_stop,
             on_step=on_step,
+            step_views=views,
         )

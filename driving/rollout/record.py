@@ -184,17 +184,17 @@ def record_episode(
     if cfg.randomize:
         meta["randomize_groups"] = list(cfg.randomize_groups)
     options = {"start_offset_m": job.start_offset_m, "start_heading_rad": job.start_heading_rad}
+    views = ViewColumns(cfg.recovery_views) if cfg.recovery_views else None
+    if views is not None:
+        meta |= recovery_metadata(env)
     if policy is not None:  # DAgger: driving/rollout/dagger.py
         meta["dagger"] = driver_meta(policy, cfg.mixing, cfg.driver_noise)
         log = record_driven_episode(
             env, expert, policy.policy, root=cfg.out, meta=meta, mixing=cfg.mixing,
             mixing_seed=(cfg.seed, job.seed), seed=job.seed, options=options,
-            should_stop=should_stop, on_step=on_step,
+            should_stop=should_stop, on_step=on_step, views=views,
         )  # fmt: skip
     else:
-        views = ViewColumns(cfg.recovery_views) if cfg.recovery_views else None
-        if views is not None:
-            meta |= recovery_metadata(env)
         with ep.EpisodeWriter(
             cfg.out, meta, views.columns if views else None, views=cfg.recovery_views
         ) as writer:

@@ -149,11 +149,6 @@ class RecordConfig:
                 f"--recovery-views {self.recovery_views}: recovery views are rendered by the "
                 f"builtin simulator only, not by --sim {self.sim}"
             )
-        if self.recovery_views and self.driver is not None:
-            raise RecordError(
-                f"--recovery-views {self.recovery_views} with --driver {self.driver}: recovery "
-                "views are recorded with the expert driving only"
-            )
         problem = randomize_problem(
             self.sim, self.randomize, self.randomize_groups, self.towns, self.weathers
         )

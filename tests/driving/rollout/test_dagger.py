@@ -6,6 +6,7 @@ import torch
 
 import sim
 from driving.data import episodes as ep
+from driving.data import views as V
 from driving.data.format import POLICY_DROVE
 from driving.data.summary import summarize
 from driving.model.checkpoint import save_checkpoint
@@ -194,3 +195,25 @@ def test_camera_or_rate_mismatch_is_refused_before_anything_is_written(tmp_path,
 def test_bad_mixing_options_are_refused(tmp_path, option, match):
     with pytest.raises(RecordError, match=match):
         RecordConfig(out=tmp_path, **option)
+
+
+def test_recovery_views_ride_along_when_the_policy_drives(tmp_path, curving):
+    base = {"episodes": 1, "episode_s": 3.0, "driver": curving, **SMALL}
+    plain = RecordConfig(out=tmp_path / "plain", **base)
+    viewed = RecordConfig(out=tmp_path / "views", recovery_views=2, **base)
+    record(plain)
+    record(viewed)
+    (a,) = ep.load_episodes(plain.out)
+    (b,) = ep.load_episodes(viewed.out)
+    # the views change nothing the policy or the expert saw or did
+    for name in (*ep.BASE_COLUMN_NAMES, POLICY_DROVE, ep.CURVATURE_PRED):
+        np.testing.assert_array_equal(a.columns[name], b.columns[name], err_msg=name)
+    assert a.views == 0 and b.views == 2 and b.meta["driver"] == "policy"
+    assert b.columns[ep.INTERVENTION].sum() >= 1  # the policy's own departures are in the data
+    for k in (1, 2):
+        assert b.view_frames(k, 0, len(b)).shape == (len(b), 78, 200, 3)
+        assert not np.array_equal(b.view_frames(k, 0, 1), b.frames(0, 1))
+    # each view is labelled at its own pose: the view further left is labelled further right
+    lat = {k: b.columns[V.lateral_column(k)][0] for k in (1, 2)}
+    left, right = (1, 2) if lat[1] > lat[2] else (2, 1)
+    assert b.columns[V.label_column(left)][0] < b.columns[V.label_column(right)][0]
