@@ -12,6 +12,13 @@ their quotient. ``validate_ms_per_1000_frames`` is what the up-front validation 
 (``driving.data.validate``) at each frame level: ``exist`` (rows and values only, the first
 and last frame decoded), ``structure`` (every frame's JPEG structure and checksum, what
 training runs) and ``decode`` (every frame decoded too, what ``inspect_dataset`` runs).
+
+``frame_cache`` compares the trainer's two in-memory caches (``--frame-cache``) on training
+batches (32 windows of 16 frames, ``driving.train.data.make_batch``): the bytes each holds
+for the whole dataset, the ms per batch from decoded frames and from JPEG bytes (decoded by a
+thread pool of one per core, as the trainer does), and that extra cost as a share of one
+fp32 training step of the default policy on the trainer's one thread, timed in the same run
+(``jpeg_overhead_share_of_step``).
 """
 
 from __future__ import annotations
@@ -23,13 +30,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
-import torch
+# Run as a script: make the project importable, and drop benchmarks/ (it holds a sim.py).
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
 
-from driving.data import episodes as ep
-from driving.data.validate import validate_dataset
-from driving.data.windows import WindowConfig, WindowDataset
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from driving.data import episodes as ep  # noqa: E402
+from driving.data.validate import validate_dataset  # noqa: E402
+from driving.data.windows import WindowConfig, WindowDataset  # noqa: E402
 
 WINDOW_STEPS = 16
 NUM_WINDOWS = 300
@@ -71,6 +83,57 @@ def raw_decode_frames_per_s(ds: WindowDataset, order: np.ndarray) -> float:
     return len(paths) / (time.perf_counter() - t0)
 
 
+def frame_cache(ds: WindowDataset, order: np.ndarray, rounds: int = 3) -> dict:
+    """The decoded and JPEG caches on training batches, against one training step."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from driving.model.policy import PolicyConfig, SteeringPolicy
+    from driving.train.config import TrainConfig
+    from driving.train.data import CachedEpisode, make_batch
+    from driving.train.loss import make_optimizer, window_loss
+    from perception.augment import Augmenter
+
+    cfg = ds.config
+    decoded = WindowDataset([CachedEpisode.load(e) for e in ds.episodes], cfg)
+    jpeg = WindowDataset([CachedEpisode.load(e, jpeg=True) for e in ds.episodes], cfg)
+    b = TrainConfig.batch_size
+    batches = [order[i : i + b].tolist() for i in range(0, len(order) - b + 1, b)]
+    device = torch.device("cpu")
+    policy = SteeringPolicy(PolicyConfig()).train()
+    augment, opt = Augmenter().train(), make_optimizer(policy, TrainConfig(data=(), out=Path()))
+
+    def step() -> None:
+        loss = window_loss(policy, make_batch(decoded, batches[0], device), augment)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    times: dict[str, list[float]] = {"decoded": [], "jpeg": [], "step": []}
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        step()  # warm up
+        for _ in range(rounds):  # interleaved: load from other processes hits all alike
+            for name, run in (
+                ("decoded", lambda: [make_batch(decoded, i, device) for i in batches]),
+                ("jpeg", lambda: [make_batch(jpeg, i, device, pool) for i in batches]),
+                ("step", step),
+            ):
+                t0 = time.perf_counter()
+                run()
+                per = len(batches) if name != "step" else 1
+                times[name].append((time.perf_counter() - t0) / per)
+    ms = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+    frames = sum(len(e) for e in ds.episodes)
+    return {
+        "decoded_bytes": frames * int(np.prod(ds.episodes[0].image_shape)),
+        "jpeg_bytes": sum(len(f) for e in jpeg.episodes for f in e.jpeg[0]),
+        "batch_ms_decoded": round(ms["decoded"], 2),
+        "batch_ms_jpeg": round(ms["jpeg"], 2),
+        "pool_threads": os.cpu_count() or 1,
+        "train_step_ms": round(ms["step"], 1),
+        "jpeg_overhead_share_of_step": round((ms["jpeg"] - ms["decoded"]) / ms["step"], 4),
+    }
+
+
 def main() -> None:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -96,6 +159,7 @@ def main() -> None:
             t0 = time.perf_counter()
             validate_dataset(root, frames=level)
             validate_ms[level] = round(1e6 * (time.perf_counter() - t0) / total, 1)
+        cache = frame_cache(ds, order)
         print(
             json.dumps(
                 {
@@ -112,6 +176,7 @@ def main() -> None:
                     "jpeg_bytes_frame0": jpeg,
                     "validated_frames": total,
                     "validate_ms_per_1000_frames": validate_ms,
+                    "frame_cache": cache,
                     "threads": 1,
                     "loadavg": [round(x, 2) for x in os.getloadavg()],
                 }

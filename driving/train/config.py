@@ -20,7 +20,7 @@ class TrainConfigError(LiquidDriveError, ValueError):
 
 
 RESUME_FREE_FIELDS = frozenset(
-    {"resume", "resume_allow_data_change", "device", "threads", "tensorboard"}
+    {"resume", "resume_allow_data_change", "device", "threads", "tensorboard", "frame_cache"}
 )
 """Fields a ``--resume`` may change: they do not change the result (on CPU) or the run."""
 
@@ -92,6 +92,11 @@ class TrainConfig:
     differ from what out/last was trained on (by default that is refused)."""
     tensorboard: bool = True
     """Write TensorBoard scalars to out/tb."""
+    frame_cache: Literal["auto", "decoded", "jpeg"] = "auto"
+    """How the frames are held in memory: ``decoded`` (fastest; 47 kB per 78 x 200 frame),
+    ``jpeg`` (their JPEG bytes, about a sixth, decoded per batch: a few % slower), ``auto`` =
+    decoded when that takes at most 60 % of the available memory, else jpeg. The result is
+    the same either way."""
     recovery_share: float = 0.0
     """Share of training windows taken from recorded recovery views (whole windows of one
     view, with its labels), in [0, 1); validation uses the car's camera only; 0 = off."""

@@ -1,9 +1,15 @@
 """Training data: episodes decoded into memory, their split, batches, and the split's identity.
 
-Every frame is decoded once into an in-memory uint8 array (30 simulated minutes at 78 x 200
-are 1.7 GB; each recovery view as much again) and windows are sliced from it, so data loading
-is not the bottleneck. A run whose frames would not fit in the available memory is refused
-before decoding (:func:`check_cache_fits`) instead of swapping the machine to a standstill.
+Frames are held in memory in one of two forms (``--frame-cache``). ``decoded``: every frame
+decoded once into a uint8 array (30 simulated minutes at 78 x 200 are 1.7 GB; each recovery
+view as much again) and windows sliced from it, so data loading costs nothing per step.
+``jpeg``: the frames' JPEG bytes (about a sixth of that), decoded per batch by a thread pool,
+which costs a few percent of a training step and lets two trainings or much larger datasets
+share one machine. ``auto`` (the default) keeps decoded frames when they take at most
+:data:`AUTO_DECODED_SHARE` of the available memory and JPEG bytes otherwise. The batches are
+the same bytes either way, so the run's result does not depend on the choice. A run whose
+frames would not fit in the available memory is refused before loading
+(:func:`check_cache_fits`) instead of swapping the machine to a standstill.
 
 The split's identity (:func:`split_fingerprint`) is stored in every checkpoint: for each role
 (train, val, val_town) the episodes' folders and a content hash of each (its ``episode.json``
@@ -21,6 +27,7 @@ import json
 import logging
 import math
 import os
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +37,7 @@ from torch import Tensor
 from torch.utils.data import default_collate
 
 from driving.data.episodes import COMMAND, Episode, read_info
+from driving.data.frames import decode_jpeg, read_frame_bytes
 from driving.data.windows import WindowDataset, split_by_episode, split_by_town
 from driving.train.config import TrainConfig, TrainConfigError
 from sim.spec import COMMAND_NAMES, Command
@@ -38,56 +46,82 @@ logger = logging.getLogger(__name__)
 
 ROLES = ("train", "val", "val_town")
 """The split's parts, in the order :func:`split_episodes` returns them."""
+FRAME_CACHES = ("auto", "decoded", "jpeg")
+"""How the frames are held in memory (``TrainConfig.frame_cache``)."""
+AUTO_DECODED_SHARE = 0.6
+"""``auto`` keeps decoded frames when they need at most this share of the available memory."""
 
 
 @dataclass
 class CachedEpisode(Episode):
-    """An episode whose frames were decoded once into memory (uint8 (N, H, W, 3))."""
+    """An episode whose frames are held in memory: decoded (uint8 (N, H, W, 3)) or as JPEG bytes.
 
-    cache: np.ndarray | None = field(default=None, repr=False)
+    View 0 is the car's camera, views 1..K the recovery views (loaded with ``views=True``).
+    """
+
     digest: str = ""
-    """BLAKE2b of the episode's meta, columns and decoded frames (hex)."""
-    view_cache: list[np.ndarray] = field(default_factory=list, repr=False)
-    """The recovery views' frames when loaded with ``views=True``: K of uint8 (N, H, W, 3)."""
+    """BLAKE2b of the episode's meta, columns and decoded frames (hex), whatever the cache."""
+    decoded: list[np.ndarray] = field(default_factory=list, repr=False)
+    """``decoded`` cache: per loaded view, uint8 (N, H, W, 3); empty for the ``jpeg`` cache."""
+    jpeg: list[list[bytes]] = field(default_factory=list, repr=False)
+    """``jpeg`` cache: per loaded view, the N frames' JPEG bytes; empty for ``decoded``."""
 
     @classmethod
-    def load(cls, episode: Episode, views: bool = False) -> CachedEpisode:
-        """Decodes every frame of ``episode`` into memory and hashes its content.
+    def load(cls, episode: Episode, views: bool = False, jpeg: bool = False) -> CachedEpisode:
+        """Reads every frame of ``episode`` into memory and hashes its content.
 
         Args:
             episode: The episode.
-            views: Decode (and hash) its recovery views' frames too (``--recovery-share``).
+            views: Load (and hash) its recovery views' frames too (``--recovery-share``).
+            jpeg: Keep the JPEG bytes instead of the decoded frames (the digest is the same:
+                it hashes the decoded frames either way).
         """
         base = {f.name: getattr(episode, f.name) for f in dataclasses.fields(Episode)}
-        cache = episode.frames(0, len(episode))
-        view_cache = (
-            [episode.view_frames(k, 0, len(episode)) for k in range(1, episode.views + 1)]
-            if views
-            else []
-        )
         h = hashlib.blake2b(digest_size=16)
         h.update(json.dumps(episode.meta, sort_keys=True, default=str).encode())
         for name in sorted(episode.columns):
             column = np.ascontiguousarray(episode.columns[name])
             h.update(f"{name}:{column.dtype}:{column.shape}".encode())
             h.update(column.tobytes())
-        h.update(np.ascontiguousarray(cache).data)  # hashlib releases the GIL for this
-        for frames in view_cache:
-            h.update(np.ascontiguousarray(frames).data)
-        return cls(**base, cache=cache, digest=h.hexdigest(), view_cache=view_cache)
+        decoded, encoded = [], []
+        for view in range(episode.views + 1 if views else 1):
+            if not jpeg:
+                frames = episode.view_frames(view, 0, len(episode))  # (N, H, W, 3)
+                h.update(np.ascontiguousarray(frames).data)  # hashlib releases the GIL for this
+                decoded.append(frames)
+                continue
+            data = []
+            for i in range(len(episode)):
+                path = episode.view_frame_path(view, i)
+                data.append(read_frame_bytes(path))
+                frame = decode_jpeg(path, data[-1], episode.image_shape)  # checked and hashed
+                h.update(np.ascontiguousarray(frame).data)
+            encoded.append(data)
+        return cls(**base, digest=h.hexdigest(), decoded=decoded, jpeg=encoded)
+
+    @property
+    def loaded_views(self) -> int:
+        """Views held in memory: 1 (the car's camera) or 1 + K."""
+        return len(self.decoded) or len(self.jpeg)
 
     def frames(self, start: int, stop: int) -> np.ndarray:
-        """Frames ``start..stop-1`` from memory: uint8 (stop - start, H, W, 3) RGB (a view)."""
-        assert self.cache is not None
-        return self.cache[start:stop]
+        """Frames ``start..stop-1`` from memory: uint8 (stop - start, H, W, 3) RGB."""
+        return self.view_frames(0, start, stop)
 
     def view_frames(self, view: int, start: int, stop: int) -> np.ndarray:
-        """Frames of view ``view`` from memory (0 = the car's; loaded with ``views=True``)."""
-        if view == 0:
-            return self.frames(start, stop)
-        if not self.view_cache:
-            raise RuntimeError(f"{self.path}: recovery views not loaded (load(views=True))")
-        return self.view_cache[view - 1][start:stop]
+        """Frames of view ``view`` from memory (0 = the car's; 1..K loaded with ``views=True``)."""
+        if not 0 <= view < self.loaded_views:
+            raise RuntimeError(
+                f"{self.path}: view {view} not loaded (views 0..{self.loaded_views - 1} are; "
+                "recovery views need load(views=True))"
+            )
+        if self.decoded:
+            return self.decoded[view][start:stop]  # a view of the cache
+        out = np.empty((stop - start, *self.image_shape), dtype=np.uint8)
+        for k, i in enumerate(range(start, stop)):
+            path = self.view_frame_path(view, i)
+            out[k] = decode_jpeg(path, self.jpeg[view][i], self.image_shape)
+        return out
 
 
 def split_episodes(
@@ -115,12 +149,22 @@ def check_recovery_data(train: list[Episode], cfg: TrainConfig) -> None:
         )
 
 
-def cache_bytes(episodes: list[Episode], views: list[bool]) -> int:
-    """Bytes the decoded frames of ``episodes`` take in memory (with the views where asked)."""
-    return sum(
-        len(e) * (1 + (e.views if v else 0)) * math.prod(e.image_shape)
-        for e, v in zip(episodes, views, strict=True)
-    )
+def cache_bytes(episodes: list[Episode], views: list[bool], jpeg: bool = False) -> int:
+    """Bytes the frames of ``episodes`` take in memory (with the views where asked).
+
+    Decoded: H x W x 3 per frame. JPEG: each view's mean file size of its first and last
+    frame per frame (an estimate: the files are not all read to size them).
+    """
+    total = 0
+    for e, v in zip(episodes, views, strict=True):
+        for view in range(e.views + 1 if v else 1):
+            if not jpeg:
+                total += len(e) * math.prod(e.image_shape)
+                continue
+            ends = {0, len(e) - 1}
+            size = sum(e.view_frame_path(view, i).stat().st_size for i in ends) / len(ends)
+            total += int(len(e) * size)
+    return total
 
 
 def available_memory_bytes() -> int | None:
@@ -138,33 +182,44 @@ def available_memory_bytes() -> int | None:
         return None
 
 
-def check_cache_fits(
+def choose_frame_cache(
     episodes: list[Episode], views: list[bool], cfg: TrainConfig, available: int | None
-) -> int:
-    """Refuses to decode more frames than the memory holds (the run would swap or be killed).
+) -> tuple[bool, int]:
+    """Picks how the frames are held (``cfg.frame_cache``) and refuses what would not fit.
 
     Args:
-        episodes: Every episode to decode (train, validation, held-out town).
-        views: Per episode, whether its recovery views are decoded too.
+        episodes: Every episode to load (train, validation, held-out town).
+        views: Per episode, whether its recovery views are loaded too.
         cfg: The run's config (its datasets are named in the error).
-        available: Bytes of memory available (:func:`available_memory_bytes`); None = unknown,
-            nothing checked.
+        available: Bytes of memory available (:func:`available_memory_bytes`); None = unknown:
+            ``auto`` decodes, nothing is refused.
 
     Returns:
-        The bytes the frames will take.
+        ``(jpeg, bytes)``: whether the JPEG bytes are kept instead of decoded frames, and the
+        bytes the cache will take.
 
     Raises:
-        TrainConfigError: If they need more than 90 % of ``available``, naming both sizes.
+        TrainConfigError: If the chosen cache needs more than 90 % of ``available``, naming
+            both sizes.
     """
-    need = cache_bytes(episodes, views)
+    decoded = cache_bytes(episodes, views)
+    jpeg = cfg.frame_cache == "jpeg" or (
+        cfg.frame_cache == "auto"
+        and available is not None
+        and decoded > AUTO_DECODED_SHARE * available
+    )
+    need = cache_bytes(episodes, views, jpeg=True) if jpeg else decoded
     if available is not None and need > 0.9 * available:
-        hint = " or train without --recovery-share" if any(views) else ""
+        what = "as JPEG bytes take" if jpeg else "decode to"
+        hint = (
+            "" if jpeg else " or keep them as JPEG bytes (--frame-cache jpeg, a few % slower)"
+        ) + (" or train without --recovery-share" if any(views) else "")
         raise TrainConfigError(
-            f"the frames of {[str(p) for p in cfg.data]} decode to {need / 2**30:.1f} GiB "
+            f"the frames of {[str(p) for p in cfg.data]} {what} {need / 2**30:.1f} GiB "
             f"(every frame is held in memory) but only {available / 2**30:.1f} GiB are "
             f"available; train on fewer or shorter datasets{hint}, or stop other trainings"
         )
-    return need
+    return jpeg, need
 
 
 def warn_unseen_commands(command_input: str, train: list[Episode]) -> int:
@@ -275,10 +330,23 @@ def validation_windows(dataset: WindowDataset, max_windows: int) -> list[int]:
 
 
 def make_batch(
-    dataset: WindowDataset, indices: list[int], device: torch.device
+    dataset: WindowDataset,
+    indices: list[int],
+    device: torch.device,
+    pool: Executor | None = None,
 ) -> dict[str, Tensor]:
-    """The windows ``indices`` of ``dataset`` collated into tensors on ``device``."""
-    items = default_collate([dataset[i] for i in indices])
+    """The windows ``indices`` of ``dataset`` collated into tensors on ``device``.
+
+    Args:
+        dataset: The windows.
+        indices: Which windows, in batch order.
+        device: Where the tensors go.
+        pool: Threads to read the windows with (the ``jpeg`` cache decodes them; OpenCV
+            releases the GIL); None reads them in this thread.
+    """
+    read = dataset.__getitem__
+    windows = list(pool.map(read, indices)) if pool is not None else [read(i) for i in indices]
+    items = default_collate(windows)
     return {k: v.to(device, non_blocking=True) for k, v in items.items()}
 
 

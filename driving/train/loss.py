@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+from concurrent.futures import Executor
 
 import torch
 from torch import Tensor
@@ -68,15 +69,22 @@ def window_loss(
 
 @torch.no_grad()
 def evaluate_loss(
-    policy: SteeringPolicy, dataset: WindowDataset, indices: list[int], batch_size: int
+    policy: SteeringPolicy,
+    dataset: WindowDataset,
+    indices: list[int],
+    batch_size: int,
+    pool: Executor | None = None,
 ) -> dict[str, float]:
-    """Weighted loss and RMSE (1/m) of the policy on the given windows, without augmentation."""
+    """Weighted loss and RMSE (1/m) of the policy on the given windows, without augmentation.
+
+    ``pool`` reads the windows (:func:`driving.train.data.make_batch`).
+    """
     was_training = policy.training
     policy.eval()
     dev = policy.device
     num = den = sq = count = 0.0
     for k in range(0, len(indices), batch_size):
-        batch = make_batch(dataset, indices[k : k + batch_size], dev)
+        batch = make_batch(dataset, indices[k : k + batch_size], dev, pool)
         pred, _ = policy(batch["frames"], batch["dt_s"], command=batch.get("command"))
         err = pred - batch["label"].to(pred)
         w = batch["weight"].to(pred)

@@ -53,9 +53,9 @@ from driving.train.data import (
     CachedEpisode,
     available_memory_bytes,
     batch_indices,
-    check_cache_fits,
     check_data_fits_policy,
     check_recovery_data,
+    choose_frame_cache,
     make_batch,
     split_episodes,
     split_fingerprint,
@@ -159,12 +159,14 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     try:
-        return _train(cfg)
+        # reads the frames, and each batch's with the jpeg cache (OpenCV frees the GIL)
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            return _train(cfg, pool)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(cfg: TrainConfig) -> Path:
+def _train(cfg: TrainConfig, pool: ThreadPoolExecutor) -> Path:
     device = resolve_device(cfg.device)
     run = open_run(cfg)
     out, last, best = run.out, run.last, run.best
@@ -178,10 +180,13 @@ def _train(cfg: TrainConfig) -> Path:
     check_recovery_data(train_eps, cfg)
     views = [cfg.recovery_share > 0] * len(train_eps) + [False] * (len(val_eps) + len(town_eps))
     every = [*train_eps, *val_eps, *town_eps]
-    need = check_cache_fits(every, views, cfg, available_memory_bytes())
-    logger.info("decoding %.2f GiB of frames into memory", need / 2**30)
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # cv2 frees the GIL
-        cached = list(pool.map(CachedEpisode.load, every, views))
+    jpeg, need = choose_frame_cache(every, views, cfg, available_memory_bytes())
+    logger.info(
+        "loading %.2f GiB of frames into memory (%s)", need / 2**30,
+        "JPEG bytes, decoded per batch" if jpeg else "decoded",
+    )  # fmt: skip
+    cached = list(pool.map(CachedEpisode.load, every, views, [jpeg] * len(every)))
+    batch_pool = pool if jpeg else None
     train_eps = cached[: len(train_eps)]
     val_eps = cached[len(train_eps) : len(train_eps) + len(val_eps)]
     town_eps = cached[len(train_eps) + len(val_eps) :]
@@ -213,7 +218,7 @@ def _train(cfg: TrainConfig) -> Path:
     frames = sum(len(e) for e in cached)
     logger.info(
         "data: %d frames in %d train / %d val / %d held-out-town episodes, %d train windows, "
-        "decoded and hashed in %.1f s",
+        "loaded and hashed in %.1f s",
         frames, len(train_eps), len(val_eps), len(town_eps), len(train_set),
         time.perf_counter() - t0,
     )  # fmt: skip
@@ -271,9 +276,8 @@ def _train(cfg: TrainConfig) -> Path:
         lr = learning_rate(step, cfg)
         for group in opt.param_groups:
             group["lr"] = lr * group["lr_scale"]
-        batch = make_batch(
-            train_set, batch_indices(step, len(train_set), cfg.batch_size, cfg.seed), device
-        )
+        indices = batch_indices(step, len(train_set), cfg.batch_size, cfg.seed)
+        batch = make_batch(train_set, indices, device, batch_pool)
         loss = window_loss(policy, batch, augment, cfg.precision)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -288,7 +292,7 @@ def _train(cfg: TrainConfig) -> Path:
         if done % cfg.val_every == 0 or done == cfg.steps:
             val = {}
             for name, (ds, idx) in val_sets.items():
-                for k, v in evaluate_loss(policy, ds, idx, cfg.batch_size).items():
+                for k, v in evaluate_loss(policy, ds, idx, cfg.batch_size, batch_pool).items():
                     val[f"{name}/{k}"] = v
             val["frames_seen"] = float(done * cfg.batch_size * cfg.window_steps)
             sink.log(done, val)

@@ -110,9 +110,11 @@ def test_windows_draw_the_recovery_share_from_whole_view_tracks(tmp_path):
     label = episodes[k].columns[V.label_column(2)][s : s + 8].astype(np.float32)
     torch.testing.assert_close(item["label"], torch.from_numpy(label))
     assert torch.all((item["frames"][:, 0, 0, 1].int() - 120).abs() <= 3)  # every frame: view 2
-    cached = [CachedEpisode.load(e, views=True) for e in episodes]
-    same = WindowDataset(cached, ds.config)
-    assert torch.equal(same[j]["frames"], item["frames"])
+    for jpeg in (False, True):  # frames held decoded or as JPEG bytes: the same windows
+        cached = [CachedEpisode.load(e, views=True, jpeg=jpeg) for e in episodes]
+        same = WindowDataset(cached, ds.config)
+        assert torch.equal(same[j]["frames"], item["frames"])
+        assert cached[k].digest == CachedEpisode.load(episodes[k], views=True).digest
     again = WindowDataset(episodes, ds.config)
     np.testing.assert_array_equal(again.view, ds.view)
 

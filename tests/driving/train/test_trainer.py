@@ -155,9 +155,34 @@ def test_data_larger_than_the_memory_is_refused_before_decoding(tiny_data, tmp_p
     episodes = load_episodes(tiny_data)
     # 3 episodes x 24 frames x 78 x 200 x 3 bytes, no recovery views
     assert cache_bytes(episodes, [True] * len(episodes)) == 3 * 24 * 78 * 200 * 3
+    jpeg = cache_bytes(episodes, [False] * len(episodes), jpeg=True)
+    files = sum(p.stat().st_size for p in tiny_data.rglob("*.jpg"))
+    assert 0.7 * files < jpeg < 1.3 * files  # an estimate from each episode's end frames
     monkeypatch.setattr(trainer_module, "available_memory_bytes", lambda: 1_000_000)
-    decoded = []
-    monkeypatch.setattr(trainer_module.CachedEpisode, "load", lambda *a: decoded.append(a))
-    with pytest.raises(TrainConfigError, match=r"decode to 0\.0 GiB .* only 0\.0 GiB"):
-        train(tiny_config(tiny_data, tmp_path / "run"))
-    assert not decoded and not (tmp_path / "run" / LAST_DIR).exists()
+    loaded = []
+    monkeypatch.setattr(trainer_module.CachedEpisode, "load", lambda *a: loaded.append(a))
+    with pytest.raises(TrainConfigError, match=r"decode to 0\.0 GiB .*--frame-cache jpeg"):
+        train(tiny_config(tiny_data, tmp_path / "run", frame_cache="decoded"))
+    monkeypatch.setattr(trainer_module, "available_memory_bytes", lambda: int(jpeg))
+    with pytest.raises(TrainConfigError, match=r"as JPEG bytes take 0\.0 GiB"):
+        train(tiny_config(tiny_data, tmp_path / "run"))  # auto: too small even for the bytes
+    assert not loaded and not (tmp_path / "run" / LAST_DIR).exists()
+
+
+def test_jpeg_frame_cache_trains_the_same_weights_and_auto_falls_back_to_it(
+    tiny_data, tmp_path, monkeypatch, caplog
+):
+    import driving.train.trainer as trainer_module
+
+    run = dict(augment=AugmentConfig(), steps=6, save_every=3, val_every=3)
+    train(tiny_config(tiny_data, tmp_path / "decoded", frame_cache="decoded", **run))
+    # 1 MB: the decoded frames (3.4 MB) do not fit, their JPEG bytes do; killed after step 3
+    monkeypatch.setattr(trainer_module, "available_memory_bytes", lambda: 1_000_000)
+    with caplog.at_level("INFO", logger="driving.train.trainer"):
+        assert train_killed(tiny_config(tiny_data, tmp_path / "auto", **run), monkeypatch, 5) == 3
+    assert "JPEG bytes, decoded per batch" in caplog.text
+    monkeypatch.undo()
+    # the split's fingerprint hashes the decoded frames, so a resume may switch the cache
+    train(tiny_config(tiny_data, tmp_path / "auto", frame_cache="decoded", resume=True, **run))
+    a, b = _weights(tmp_path / "decoded" / LAST_DIR), _weights(tmp_path / "auto" / LAST_DIR)
+    assert all(torch.equal(a[k], b[k]) for k in a)
