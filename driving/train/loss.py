@@ -21,6 +21,9 @@ from driving.train.config import TrainConfig
 from driving.train.data import make_batch
 from perception.augment import Augmenter
 
+DEAD_STATE_STD = 1e-3
+"""A core state whose standard deviation over the validation frames is below this is dead."""
+
 
 def weighted_mse(pred: Tensor, target: Tensor, weight: Tensor) -> Tensor:
     """``sum(w * (pred - target)^2) / sum(w)`` over all elements."""
@@ -75,17 +78,24 @@ def evaluate_loss(
     batch_size: int,
     pool: Executor | None = None,
 ) -> dict[str, float]:
-    """Weighted loss and RMSE (1/m) of the policy on the given windows, without augmentation.
+    """Loss and RMSE of the policy on the given windows (no augmentation), and its states' spread.
 
     ``pool`` reads the windows (:func:`driving.train.data.make_batch`).
+
+    Returns:
+        ``loss`` (weighted, as in training), ``rmse_per_m`` (1/m), and over every frame of the
+        windows each core state's standard deviation: ``state_std_min``, ``state_std_median``
+        and ``dead_states``, how many vary by less than :data:`DEAD_STATE_STD` (a core whose
+        states stopped moving passes nothing from the camera to the command: a collapse).
     """
     was_training = policy.training
     policy.eval()
     dev = policy.device
     num = den = sq = count = 0.0
+    s1 = s2 = torch.zeros(policy.state_size, dtype=torch.float64)
     for k in range(0, len(indices), batch_size):
         batch = make_batch(dataset, indices[k : k + batch_size], dev, pool)
-        pred, _ = policy(batch["frames"], batch["dt_s"], command=batch.get("command"))
+        pred, states = policy(batch["frames"], batch["dt_s"], command=batch.get("command"))
         err = pred - batch["label"].to(pred)
         w = batch["weight"].to(pred)
         scale = policy.config.label_scale
@@ -93,5 +103,15 @@ def evaluate_loss(
         den += float(w.sum())
         sq += float((err**2).sum())
         count += err.numel()
+        flat = states.detach().flatten(0, 1).double().cpu()  # (B, T, N) -> (B*T, N)
+        s1, s2 = s1 + flat.sum(0), s2 + (flat**2).sum(0)
     policy.train(was_training)
-    return {"loss": num / den, "rmse_per_m": math.sqrt(sq / count)}
+    result = {"loss": num / den, "rmse_per_m": math.sqrt(sq / count)}
+    if policy.state_size == 0:  # a core without memory (cnn)
+        return result
+    std = ((s2 / count - (s1 / count) ** 2).clamp(min=0.0)).sqrt()  # (N,)
+    return result | {
+        "state_std_min": float(std.min()),
+        "state_std_median": float(std.median()),
+        "dead_states": float((std < DEAD_STATE_STD).sum()),
+    }

@@ -63,6 +63,7 @@ from driving.train.data import (
     warn_unseen_commands,
 )
 from driving.train.loss import (
+    DEAD_STATE_STD,
     evaluate_loss,
     learning_rate,
     make_optimizer,
@@ -164,6 +165,24 @@ def train(cfg: TrainConfig) -> Path:
             return _train(cfg, pool)
     finally:
         torch.set_num_threads(threads)
+
+
+def warn_collapse(val: dict[str, float], state_size: int, step: int) -> bool:
+    """Warns when at least half the core's states stopped moving on a validation set.
+
+    Returns:
+        Whether it warned.
+    """
+    for key, dead in val.items():
+        if key.endswith("/dead_states") and state_size and dead >= state_size / 2:
+            logger.warning(
+                "step %d: %d of %d core states are constant over the %s windows (std < %g): "
+                "the core has collapsed and passes little from the camera to the command; "
+                "try another --seed or a lower --lr / --core-lr-scale",
+                step, int(dead), state_size, key.split("/")[0], DEAD_STATE_STD,
+            )  # fmt: skip
+            return True
+    return False
 
 
 def _train(cfg: TrainConfig, pool: ThreadPoolExecutor) -> Path:
@@ -271,6 +290,7 @@ def _train(cfg: TrainConfig, pool: ThreadPoolExecutor) -> Path:
         )  # fmt: skip
 
     val: dict[str, float] | None = None
+    warned_collapse = False
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=None, desc="train")
     for step in bar:
         lr = learning_rate(step, cfg)
@@ -295,6 +315,7 @@ def _train(cfg: TrainConfig, pool: ThreadPoolExecutor) -> Path:
                 for k, v in evaluate_loss(policy, ds, idx, cfg.batch_size, batch_pool).items():
                     val[f"{name}/{k}"] = v
             val["frames_seen"] = float(done * cfg.batch_size * cfg.window_steps)
+            warned_collapse = warned_collapse or warn_collapse(val, policy.state_size, done)
             sink.log(done, val)
             if figure_window is not None:
                 sink.figures(policy, figure_window, done)

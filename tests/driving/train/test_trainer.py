@@ -186,3 +186,28 @@ def test_jpeg_frame_cache_trains_the_same_weights_and_auto_falls_back_to_it(
     train(tiny_config(tiny_data, tmp_path / "auto", frame_cache="decoded", resume=True, **run))
     a, b = _weights(tmp_path / "decoded" / LAST_DIR), _weights(tmp_path / "auto" / LAST_DIR)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_validation_reports_dead_core_states_and_the_trainer_warns_of_a_collapse(
+    tiny_data, caplog
+):
+    from driving.train.trainer import warn_collapse
+
+    windows = WindowDataset(load_episodes(tiny_data), WindowConfig(8, 8))
+    idx = list(range(len(windows)))
+    torch.manual_seed(0)
+    policy = SteeringPolicy(PolicyConfig())
+    alive = evaluate_loss(policy, windows, idx, 8)
+    assert alive["dead_states"] < policy.state_size / 2 and alive["state_std_median"] > 1e-3
+    with torch.no_grad():
+        for p in policy.core.parameters():
+            p.zero_()  # every head's pre-activation 0: every state stays at 0
+    dead = evaluate_loss(policy, windows, idx, 8)
+    assert dead["dead_states"] == policy.state_size and dead["state_std_min"] < 1e-6
+    assert dead["loss"] != alive["loss"]
+    with caplog.at_level("WARNING", logger="driving.train.trainer"):
+        assert not warn_collapse({f"val/{k}": v for k, v in alive.items()}, policy.state_size, 5)
+        assert warn_collapse({f"val/{k}": v for k, v in dead.items()}, policy.state_size, 5)
+    assert "19 of 19 core states are constant over the val windows" in caplog.text
+    no_memory = evaluate_loss(SteeringPolicy(PolicyConfig(core="cnn")), windows, idx, 8)
+    assert "dead_states" not in no_memory
