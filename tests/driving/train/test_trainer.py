@@ -188,9 +188,7 @@ def test_jpeg_frame_cache_trains_the_same_weights_and_auto_falls_back_to_it(
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_validation_reports_dead_core_states_and_the_trainer_warns_of_a_collapse(
-    tiny_data, caplog
-):
+def test_validation_reports_dead_core_states_and_the_trainer_warns_of_a_collapse(tiny_data, caplog):
     from driving.train.trainer import warn_collapse
 
     windows = WindowDataset(load_episodes(tiny_data), WindowConfig(8, 8))
