@@ -94,7 +94,7 @@ class TrainConfig:
     """Write TensorBoard scalars to out/tb."""
     frame_cache: Literal["auto", "decoded", "jpeg"] = "auto"
     """How the frames are held in memory: ``decoded`` (fastest; 47 kB per 78 x 200 frame),
-    ``jpeg`` (their JPEG bytes, about a sixth, decoded per batch: a few % slower), ``auto`` =
+    ``jpeg`` (their JPEG bytes, about 7 kB, decoded per batch: a few % slower), ``auto`` =
     decoded when that takes at most 60 % of the available memory, else jpeg. The result is
     the same either way."""
     recovery_share: float = 0.0
