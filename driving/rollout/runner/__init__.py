@@ -37,9 +37,7 @@ from typing import Any
 from tqdm import tqdm
 
 from driving.rollout.runner.base import (
-    JOIN_TIMEOUT_S,
-    POLL_S,
-    RAY_CONNECT_TIMEOUT_S,
+    BackendRun,
     RayNotInstalledError,
     RayUnreachableError,
     RunnerConfig,
@@ -53,12 +51,9 @@ from driving.rollout.runner.base import (
 )
 from driving.rollout.runner.local import run_here
 from driving.rollout.runner.on_ray import check_ray_address, import_ray, run_ray
-from driving.rollout.runner.pool import die_with_parent, run_pool
+from driving.rollout.runner.pool import run_pool
 
 __all__ = [
-    "JOIN_TIMEOUT_S",
-    "POLL_S",
-    "RAY_CONNECT_TIMEOUT_S",
     "RayNotInstalledError",
     "RayUnreachableError",
     "RunReport",
@@ -70,7 +65,6 @@ __all__ = [
     "Worker",
     "WorkerFactory",
     "check_ray_address",
-    "die_with_parent",
     "import_ray",
     "run_tasks",
 ]
@@ -158,12 +152,12 @@ def run_tasks(
     start = time.perf_counter()
     try:
         if config.ray is not None:
-            backend: Callable[..., None] = run_ray
+            backend: Callable[[BackendRun], None] = run_ray
         elif config.workers > 1:
             backend = run_pool
         else:
             backend = run_here
-        backend(next_task, make_worker, config, report, result_done, progress)
+        backend(BackendRun(next_task, make_worker, config, report, result_done, progress))
     finally:
         bar.close()
         report.wall_s = time.perf_counter() - start

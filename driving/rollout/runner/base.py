@@ -107,7 +107,32 @@ class RunReport:
     """Wall-clock duration, s."""
 
 
+@dataclass(frozen=True)
+class BackendRun:
+    """What :func:`driving.rollout.runner.run_tasks` hands the backend that runs the tasks.
+
+    The backends: ``local.run_here`` (this process), ``pool.run_pool`` (worker processes) and
+    ``on_ray.run_ray`` (Ray actors).
+    """
+
+    next_task: Callable[[int], Any]
+    """``f(in_flight) -> task | None``: the next task (None: none wanted now)."""
+    make_worker: WorkerFactory
+    """Builds the worker of each process or actor."""
+    config: RunnerConfig
+    """Where to run."""
+    report: RunReport
+    """Counts what was submitted; ``stopped`` is set by a stop signal."""
+    result_done: Callable[[Any, Any], None]
+    """``f(task, result)``, called in the parent for every result."""
+    progress: Callable[[Any], None]
+    """``f(payload)``, called in the parent for every progress payload."""
+
+
 # ---------------------------------------------------------------------------------------------
+# Stopping
+
+
 class Flag:
     """A stop flag with ``multiprocessing.Event``'s ``set``/``is_set``, for this process."""
 

@@ -6,10 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from driving.rollout.runner.base import (
+    BackendRun,
     Flag,
-    RunnerConfig,
-    RunReport,
-    WorkerFactory,
     stop_on_signals,
 )
 
@@ -19,37 +17,18 @@ class _LocalContext:
         self.should_stop, self.report = stop.is_set, report
 
 
-def run_here(
-    next_task: Callable[[int], Any],
-    make_worker: WorkerFactory,
-    config: RunnerConfig,
-    report: RunReport,
-    result_done: Callable[[Any, Any], None],
-    progress: Callable[[Any], None],
-) -> None:
-    """Backend of :func:`driving.rollout.runner.run_tasks` (in this process).
-
-    Args:
-        next_task: ``f(in_flight) -> task | None``.
-        make_worker: Builds a worker.
-        config: The runner's options.
-        report: Counts what was submitted and whether a signal stopped the run.
-        result_done: ``f(task, result)``, called here for every result.
-        progress: ``f(payload)``, called here for every progress payload.
-    """
+def run_here(run: BackendRun) -> None:
+    """Runs ``run``'s tasks one after the other in this process."""
     stop = Flag()
-    worker = make_worker()
-    context = _LocalContext(stop, progress)
+    worker = run.make_worker()
+    context = _LocalContext(stop, run.progress)
     try:
-        with stop_on_signals(stop, report):
+        with stop_on_signals(stop, run.report):
             while not stop.is_set():
-                task = next_task(0)
+                task = run.next_task(0)
                 if task is None:
                     break
-                report.submitted += 1
-                result_done(task, worker.run(task, context))
+                run.report.submitted += 1
+                run.result_done(task, worker.run(task, context))
     finally:
         worker.close()
-
-
-# ---------------------------------------------------------------------------------------------

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import socket
 import traceback
-from collections.abc import Callable
 from typing import Any
 
 from driving.rollout.runner.base import (
     POLL_S,
     RAY_CONNECT_TIMEOUT_S,
+    BackendRun,
     Flag,
     RayNotInstalledError,
     RayUnreachableError,
-    RunnerConfig,
     RunnerConfigError,
-    RunReport,
     WorkerFactory,
     raise_task_error,
     stop_on_signals,
@@ -76,54 +74,38 @@ def check_ray_address(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) ->
         ) from None
 
 
-def run_ray(
-    next_task: Callable[[int], Any],
-    make_worker: WorkerFactory,
-    config: RunnerConfig,
-    report: RunReport,
-    result_done: Callable[[Any, Any], None],
-    progress: Callable[[Any], None],
-) -> None:
-    """Backend of :func:`driving.rollout.runner.run_tasks` (Ray actors).
-
-    Args:
-        next_task: ``f(in_flight) -> task | None``.
-        make_worker: Builds a worker in each actor.
-        config: The runner's options.
-        report: Counts what was submitted and whether a signal stopped the run.
-        result_done: ``f(task, result)``, called here for every result.
-        progress: ``f(payload)``, called here for every progress payload.
-    """
+def run_ray(run: BackendRun) -> None:
+    """Runs ``run``'s tasks on Ray actors."""
     ray = import_ray()
     started = not ray.is_initialized()
     if started:
-        check_ray_address(config.ray)
-        local = {"include_dashboard": False} if config.ray == "local" else {}
-        ray.init(address=config.ray, log_to_driver=False, **local)
+        check_ray_address(run.config.ray)
+        local = {"include_dashboard": False} if run.config.ray == "local" else {}
+        ray.init(address=run.config.ray, log_to_driver=False, **local)
     stop = Flag()
     try:
-        actor_class = ray.remote(num_cpus=1, num_gpus=config.ray_gpus)(_RayActor)
+        actor_class = ray.remote(num_cpus=1, num_gpus=run.config.ray_gpus)(_RayActor)
         resources = ray.cluster_resources()
         n = max(1, int(resources.get("CPU", 1)))
-        if config.ray_gpus > 0:
-            n = min(n, int(resources.get("GPU", 0) / config.ray_gpus))
+        if run.config.ray_gpus > 0:
+            n = min(n, int(resources.get("GPU", 0) / run.config.ray_gpus))
             if n < 1:
                 raise RunnerConfigError(
-                    f"each Ray actor requests {config.ray_gpus:g} GPU, but the cluster has "
+                    f"each Ray actor requests {run.config.ray_gpus:g} GPU, but the cluster has "
                     f"{resources.get('GPU', 0):g}"
                 )
-        idle = [actor_class.remote(make_worker) for _ in range(n)]
+        idle = [actor_class.remote(run.make_worker) for _ in range(n)]
         pending: dict[Any, tuple[Any, Any]] = {}
         error: BaseException | None = None
-        with stop_on_signals(stop, report):
+        with stop_on_signals(stop, run.report):
             while True:
                 while idle and not stop.is_set():
-                    task = next_task(len(pending))
+                    task = run.next_task(len(pending))
                     if task is None:
                         break
                     actor = idle.pop()
                     pending[actor.run.remote(task)] = (task, actor)
-                    report.submitted += 1
+                    run.report.submitted += 1
                 if not pending:
                     break
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
@@ -136,7 +118,7 @@ def run_ray(
                         error = error or getattr(e, "cause", None) or e
                         stop.set()
                         continue
-                    result_done(task, result)
+                    run.result_done(task, result)
         if error is not None:
             raise_task_error(error, "".join(traceback.format_exception(error)))
     finally:

@@ -19,10 +19,8 @@ from typing import Any
 from driving.rollout.runner.base import (
     JOIN_TIMEOUT_S,
     POLL_S,
-    RunnerConfig,
+    BackendRun,
     RunnerError,
-    RunReport,
-    WorkerFactory,
     raise_task_error,
     stop_on_signals,
 )
@@ -55,6 +53,9 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# The worker processes
+
+
 class _PoolContext:
     def __init__(self, stop: Any, results: Any, key: int, parent_pid: int) -> None:
         self.stop, self.results, self.key, self.parent_pid = stop, results, key, parent_pid
@@ -114,34 +115,18 @@ def _pool_worker(make_worker, tasks, results, stop, parent_pid: int) -> None:
         results.put(("exit", os.getpid(), None))
 
 
-def run_pool(
-    next_task: Callable[[int], Any],
-    make_worker: WorkerFactory,
-    config: RunnerConfig,
-    report: RunReport,
-    result_done: Callable[[Any, Any], None],
-    progress: Callable[[Any], None],
-) -> None:
-    """Backend of :func:`driving.rollout.runner.run_tasks` (worker processes).
-
-    Args:
-        next_task: ``f(in_flight) -> task | None``.
-        make_worker: Builds a worker in each process.
-        config: The runner's options.
-        report: Counts what was submitted and whether a signal stopped the run.
-        result_done: ``f(task, result)``, called here for every result.
-        progress: ``f(payload)``, called here for every progress payload.
-    """
+def run_pool(run: BackendRun) -> None:
+    """Runs ``run``'s tasks in worker processes."""
     ctx = mp.get_context("spawn")
     stop, tasks, results = ctx.Event(), ctx.Queue(), ctx.Queue()
     procs = [
         ctx.Process(
             target=_pool_worker,
-            args=(make_worker, tasks, results, stop, os.getpid()),
+            args=(run.make_worker, tasks, results, stop, os.getpid()),
             daemon=True,
             name=f"runner-worker-{i}",
         )
-        for i in range(config.workers)
+        for i in range(run.config.workers)
     ]
     for p in procs:
         p.start()
@@ -154,9 +139,9 @@ def run_pool(
     def handle(kind: str, key: Any, payload: Any) -> None:
         nonlocal error
         if kind == "progress":
-            progress(payload)
+            run.progress(payload)
         elif kind == "done":
-            result_done(in_flight.pop(key), payload)
+            run.result_done(in_flight.pop(key), payload)
         elif kind == "error":
             in_flight.pop(key, None)
             if error is None:
@@ -166,14 +151,14 @@ def run_pool(
             exited.add(key)
 
     try:
-        with stop_on_signals(stop, report):
+        with stop_on_signals(stop, run.report):
             while len(exited) < len(procs):
                 while not closing and not stop.is_set() and len(in_flight) < len(procs):
-                    task = next_task(len(in_flight))
+                    task = run.next_task(len(in_flight))
                     if task is None:
                         break
                     key = next(keys)
-                    report.submitted += 1
+                    run.report.submitted += 1
                     in_flight[key] = task
                     tasks.put((key, task))
                 if not closing and (stop.is_set() or not in_flight):
@@ -190,7 +175,7 @@ def run_pool(
                         if lost:
                             codes = ", ".join(f"pid {p.pid}: {p.exitcode}" for p in lost)
                             raise RunnerError(f"a worker process died ({codes})") from None
-            report.submitted -= len(in_flight)  # queued when the stop came: never started
+            run.report.submitted -= len(in_flight)  # queued when the stop came: never started
     except BaseException:
         for p in procs:
             p.kill()
@@ -215,6 +200,3 @@ def _drain(results: Any, handle: Callable[..., None]) -> None:
             handle(*results.get(timeout=0.05))
         except queue.Empty:
             return
-
-
-# ---------------------------------------------------------------------------------------------
