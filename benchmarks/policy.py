@@ -9,6 +9,8 @@ Usage::
 78x200 RGB frame, ``t_s``) to the float32 curvature command, state carried:
 
 * ``torch_act_ms``: ``SteeringPolicy.act`` in eager torch (``torch.set_num_threads(1)``);
+* ``torch_bf16_act_ms``: the same with the conv head's convolutions in bfloat16
+  (``ConvHead.set_precision("bf16")``, the evaluation's ``--runtime torch-bf16``);
 * ``onnxruntime_act_ms``: ``driving.model.export.OnnxPolicy.act`` on the exported batch-1 graph
   (onnxruntime CPU, ``intra_op_num_threads=1``);
 * ``torch_step_ms`` / ``onnxruntime_run_ms``: the bare computation, tensors/arrays in and out
@@ -16,21 +18,24 @@ Usage::
   observation checks and conversions;
 * ``torch_parts_ms``: the eager step split into the policy's two stages, ``encode`` (frame ->
   conv features) and ``decode`` (features -> command and state: core and readout), and
-  ``encode``'s two parts, ``preprocess`` (crop, resize, standardisation) and ``conv_head``.
+  ``encode``'s two parts, ``preprocess`` (crop, resize, standardisation) and ``conv_head``
+  (``conv_head_bf16``: the bf16 head).
 
 Each value is the median over ``--frames`` calls after ``--warmup`` calls; the paths are timed
 in interleaved rounds so that load from other processes hits them alike. Weights are a fresh
 initialisation (``torch.manual_seed(0)``): the speed does not depend on them.
 ``onnxruntime_int8_act_ms`` runs the same graph with its conv head quantised to int8
 (``driving/model/quantize.py``, calibrated on 64 training-town frames), beside the float32
-graph as its baseline (``int8_speedup_over_fp32_onnxruntime``). Targets (issue 16): eager
-<= 1.3 ms, onnxruntime <= 1 ms per frame for cfc-ncp. On a shared machine the numbers
+graph as its baseline (``int8_speedup_over_fp32_onnxruntime``); ``bf16_speedup_over_fp32_torch``
+is the bf16 head's ratio to the fp32 eager policy. Targets (issue 16): eager <= 1.3 ms,
+onnxruntime <= 1 ms per frame for cfc-ncp. On a shared machine the numbers
 are noisy: the JSON carries the 1-minute load average; take the median of several runs.
 Prints one JSON object.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -112,6 +117,7 @@ def _driver_loop(driver: Driver, observations: list[dict[str, np.ndarray]]) -> C
 
 def _paths(
     policy: SteeringPolicy,
+    bf16: SteeringPolicy,
     driver: OnnxPolicy,
     int8: OnnxPolicy,
     observations: list[dict[str, np.ndarray]],
@@ -135,6 +141,7 @@ def _paths(
 
     return {
         "torch_act_ms": _driver_loop(policy, observations),
+        "torch_bf16_act_ms": _driver_loop(bf16, observations),
         "onnxruntime_act_ms": _driver_loop(driver, observations),
         "onnxruntime_int8_act_ms": _driver_loop(int8, observations),
         "torch_step_ms": torch_step,
@@ -142,7 +149,9 @@ def _paths(
     }
 
 
-def _parts(policy: SteeringPolicy, image: np.ndarray) -> dict[str, Callable[[], None]]:
+def _parts(
+    policy: SteeringPolicy, bf16: SteeringPolicy, image: np.ndarray
+) -> dict[str, Callable[[], None]]:
     """The eager step's stages and encode's parts on fixed inputs (autograd off)."""
     frames = torch.from_numpy(image)[None]  # (1, H, W, 3)
     dt = torch.full((1,), 0.05)
@@ -163,6 +172,7 @@ def _parts(policy: SteeringPolicy, image: np.ndarray) -> dict[str, Callable[[], 
         "decode": wrap(lambda: policy.decode(f, dt, h)),
         "preprocess": wrap(lambda: policy.preprocess(frames)),
         "conv_head": wrap(lambda: policy.head(x)),
+        "conv_head_bf16": wrap(lambda: bf16.head(x)),
     }
 
 
@@ -192,14 +202,19 @@ def main(cfg: BenchConfig) -> dict:
         for core in cfg.cores:
             torch.manual_seed(0)
             policy = SteeringPolicy(PolicyConfig(core=core)).eval()
+            bf16 = copy.deepcopy(policy)
+            bf16.head.set_precision("bf16")
             path = export_policy(policy, Path(tmp) / f"{core}.onnx")
             int8_path = quantize_int8(path, Path(tmp) / f"{core}-int8.onnx", calibration)
             driver, int8 = OnnxPolicy(path, threads=1), OnnxPolicy(int8_path, threads=1)
-            result = _timed(_paths(policy, driver, int8, observations), cfg)
+            result = _timed(_paths(policy, bf16, driver, int8, observations), cfg)
             result["int8_speedup_over_fp32_onnxruntime"] = round(
                 result["onnxruntime_act_ms"] / result["onnxruntime_int8_act_ms"], 2
             )
-            result["torch_parts_ms"] = _timed(_parts(policy, observations[0]["image"]), cfg)
+            result["bf16_speedup_over_fp32_torch"] = round(
+                result["torch_act_ms"] / result["torch_bf16_act_ms"], 2
+            )
+            result["torch_parts_ms"] = _timed(_parts(policy, bf16, observations[0]["image"]), cfg)
             result["onnx_bytes"] = path.stat().st_size
             result["onnx_int8_bytes"] = int8_path.stat().st_size
             cores[core] = result
@@ -221,6 +236,7 @@ def main(cfg: BenchConfig) -> dict:
         c = cores["cfc-ncp"]
         out["cfc_ncp_meets_targets"] = {
             "torch_act": c["torch_act_ms"] <= TARGET_TORCH_MS,
+            "torch_bf16_act": c["torch_bf16_act_ms"] <= TARGET_TORCH_MS,
             "onnxruntime_act": c["onnxruntime_act_ms"] <= TARGET_ONNX_MS,
             "onnxruntime_int8_act": c["onnxruntime_int8_act_ms"] <= TARGET_ONNX_MS,
         }

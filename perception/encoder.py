@@ -13,13 +13,24 @@ giving 8 x 4 = 32 features, the sensory input of the 19-neuron circuit::
       per map: flatten (250) -> Linear(250 -> 4) + ReLU -> (N, 8, 4) -> (N, 32)
 
 79,420 parameters with the defaults. Conv biases start at 0.01 as in the NCP code.
+
+Inference (autograd off) has two fast paths, both measured by ``benchmarks/policy.py``:
+
+* Every fp32 convolution runs through oneDNN. PyTorch's own choice sends a batch-1 3 x 3
+  convolution of at most 20,480 input values (convs 4 and 5 here, 10 x 25 maps) to its native
+  im2col kernel, slower here than oneDNN, which every training batch already uses; the values
+  agree to float rounding (about 1e-7).
+* ``set_precision("bf16")`` runs the convolutions in bfloat16 (weights cast once; the
+  per-map layers and the features stay fp32): the closed-loop runtime ``torch-bf16``. The
+  features move by about 1e-4 of their 0.07 range; what that does to driving is measured
+  (README, "Speed"). A bf16 head refuses autograd: it is for driving, not for training.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +41,33 @@ from liquid_drive.errors import LiquidDriveError
 
 class EncoderConfigError(LiquidDriveError, ValueError):
     """A conv head configuration is inconsistent."""
+
+
+HeadPrecision = Literal["fp32", "bf16"]
+HEAD_PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+"""Arithmetic the convolutions can run in (bf16: inference only)."""
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def _use_onednn(x: Tensor) -> bool:
+    """Whether fp32 inference should call oneDNN directly (module docstring)."""
+    return (
+        x.dtype == torch.float32
+        and x.device.type == "cpu"
+        and not torch.is_grad_enabled()
+        and not torch.compiler.is_compiling()  # ONNX export traces the plain convolution
+        and torch.backends.mkldnn.is_available()
+    )
+
+
+def _convolve(conv: nn.Conv2d, x: Tensor, onednn: bool) -> Tensor:
+    """``relu(conv(x))``; ``onednn``: through ``torch.mkldnn_convolution`` (the same values)."""
+    if onednn:
+        y = torch.mkldnn_convolution(
+            x, conv.weight, conv.bias, conv.padding, conv.stride, conv.dilation, conv.groups
+        )
+        return F.relu_(y)
+    return F.relu(conv(x))
 
 
 @dataclass(frozen=True)
@@ -153,6 +191,29 @@ class ConvHead(nn.Module):
         """Size of the output feature vector."""
         return self.config.num_features
 
+    @property
+    def precision(self) -> HeadPrecision:
+        """The convolutions' arithmetic: ``fp32`` (trainable) or ``bf16`` (inference only)."""
+        return "bf16" if self.convs[0].weight.dtype == torch.bfloat16 else "fp32"
+
+    def set_precision(self, precision: HeadPrecision) -> ConvHead:
+        """Casts the convolutions' weights and biases in place; returns self.
+
+        ``bf16`` is for closed-loop driving (module docstring): such a head refuses to run
+        with autograd on, and a policy holding one must not be trained or saved. ``fp32``
+        casts back (what bf16 rounded away is not restored).
+
+        Raises:
+            EncoderConfigError: For a precision other than fp32 / bf16.
+        """
+        if precision not in _DTYPES:
+            raise EncoderConfigError(
+                f"conv head precision must be one of {', '.join(HEAD_PRECISIONS)}, got "
+                f"{precision!r}"
+            )
+        self.convs.to(_DTYPES[precision])  # the channels_last layout is kept
+        return self
+
     def forward_with_maps(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         """Features plus every convolution's activation (for VisualBackProp saliency).
 
@@ -164,21 +225,35 @@ class ConvHead(nn.Module):
             per convolution, shallowest first.
 
         Raises:
-            EncoderConfigError: If the image size is not the configured input size.
+            EncoderConfigError: If the image size is not the configured input size, or a
+                bf16 head runs with autograd on.
         """
+        maps: list[Tensor] = []
+        features = self._run(x, maps)
+        return features, [m.float() for m in maps]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Image (N, 3, H, W) -> features (N, num_features) float32."""
+        return self._run(x, None)
+
+    def _run(self, x: Tensor, maps: list[Tensor] | None) -> Tensor:
+        """The convolutions (appending each activation to ``maps``) and the per-map layers."""
         c = self.config
         if x.ndim != 4 or tuple(x.shape[1:]) != (3, c.input_height_px, c.input_width_px):
             raise EncoderConfigError(
                 f"conv head expects (N, 3, {c.input_height_px}, {c.input_width_px}), "
                 f"got {tuple(x.shape)}"
             )
-        x = x.contiguous(memory_format=torch.channels_last)
-        maps = []
+        dtype = self.convs[0].weight.dtype
+        if dtype != torch.float32 and torch.is_grad_enabled():
+            raise EncoderConfigError(
+                f"this conv head runs in {self.precision} for driving only; it cannot be "
+                "trained (autograd is on): load the checkpoint again for fp32"
+            )
+        x = x.to(dtype).contiguous(memory_format=torch.channels_last)
+        onednn = _use_onednn(x)
         for conv in self.convs:
-            x = F.relu(conv(x))  # (N, C_i, h_i, w_i)
-            maps.append(x)
-        return self.per_map(x), maps
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Image (N, 3, H, W) -> features (N, num_features)."""
-        return self.forward_with_maps(x)[0]
+            x = _convolve(conv, x, onednn)  # (N, C_i, h_i, w_i)
+            if maps is not None:
+                maps.append(x)
+        return self.per_map(x.float())

@@ -39,7 +39,14 @@ from driving.evaluate.run_folder import (
     checkpoint_digest,
     rollout_root,
 )
-from driving.evaluate.runtime import RUNTIMES, Runtime, onnx_file, staged_exports
+from driving.evaluate.runtime import (
+    HEAD_PRECISION,
+    PRECISION,
+    RUNTIMES,
+    Runtime,
+    onnx_file,
+    staged_exports,
+)
 from driving.evaluate.suites import CARLA_SUITES, SUITES, SuiteName, build_suite
 from driving.rollout.policies import check_camera, load_driving_policy
 from driving.rollout.runner import RunnerConfig, RunReport, import_ray, run_tasks
@@ -94,9 +101,10 @@ class EvalConfig:
     """test: the reported route seeds (7001, ...); dev: the same suite on development roads
     (9001, ...) for choosing a recipe; metrics.json, run.json and the report say which."""
     runtime: Runtime = "torch"
-    """What drives the checkpoints: eager torch, or their ONNX export through onnxruntime
-    (onnx: float32; onnx-int8: the conv head in int8), exported and checked against torch once
-    into ``out/onnx/`` before any episode runs (driving/evaluate/runtime.py)."""
+    """What drives the checkpoints: eager torch (torch-bf16: the conv head's convolutions in
+    bfloat16), or their ONNX export through onnxruntime (onnx: float32; onnx-int8: the conv
+    head in int8), exported and checked against torch once into ``out/onnx/`` before any
+    episode runs (driving/evaluate/runtime.py)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checkpoint", tuple(Path(c) for c in self.checkpoint))
@@ -214,7 +222,7 @@ def plan_jobs(cfg: EvalConfig) -> tuple[list[EpisodeJob], list[dict[str, Any]]]:
             seen.add((spec.suite, spec.condition))
             write = cfg.rollouts == "all" or (cfg.rollouts == "first" and first)
             root = rollout_root(cfg.out, m["name"], spec) if write else None
-            onnx = m["checkpoint"] is not None and cfg.runtime != "torch"
+            onnx = m["checkpoint"] is not None and cfg.runtime in PRECISION
             jobs.append(
                 EpisodeJob(
                     model=m["name"],
@@ -225,6 +233,7 @@ def plan_jobs(cfg: EvalConfig) -> tuple[list[EpisodeJob], list[dict[str, Any]]]:
                     intervention_mode=cfg.mode == "intervention",
                     rollout_root=None if root is None else str(root.resolve()),
                     torch_threads=cfg.torch_threads,
+                    head_precision=HEAD_PRECISION.get(cfg.runtime, "fp32"),
                     policy_file=(
                         str(onnx_file(cfg.out, m["name"], cfg.runtime).resolve()) if onnx else None
                     ),

@@ -73,6 +73,8 @@ class EpisodeJob:
     policy_file: str | None = None
     """ONNX graph the policy drives from through onnxruntime (``--runtime onnx`` or
     ``onnx-int8``); None: the checkpoint's policy in eager torch."""
+    head_precision: str = "fp32"
+    """Arithmetic of the eager policy's conv head: fp32, or bf16 (``--runtime torch-bf16``)."""
 
     def make_env(self) -> Any:
         """The env of this job's spec (the caller closes it)."""
@@ -142,6 +144,13 @@ def _open_writer(job: EpisodeJob, env: Any, extra: dict[str, str]) -> EpisodeWri
     return EpisodeWriter(job.rollout_root, meta, extra_columns=extra)
 
 
+def load_job_policy(job: EpisodeJob) -> LoadedPolicy:
+    """The job's checkpoint, loaded, its conv head in the job's precision."""
+    loaded = load_driving_policy(job.checkpoint)
+    loaded.policy.head.set_precision(job.head_precision)  # type: ignore[arg-type]
+    return loaded
+
+
 def run_job(
     job: EpisodeJob, loaded: LoadedPolicy | None = None, driver: OnnxPolicy | None = None
 ) -> JobOutput:
@@ -163,7 +172,7 @@ def run_job(
     torch.set_num_threads(job.torch_threads)
     start = time.perf_counter()
     if job.checkpoint is not None and loaded is None:
-        loaded = load_driving_policy(job.checkpoint)
+        loaded = load_job_policy(job)
     if job.policy_file is not None and driver is None:
         driver = OnnxPolicy(job.policy_file, threads=job.torch_threads)
     env = job.make_env()
@@ -236,9 +245,10 @@ class EvalWorker:
         """Drives one job (an evaluation episode runs to its end: the context is not polled)."""
         loaded = None
         if job.checkpoint is not None:
-            if job.checkpoint not in self.policies:
-                self.policies[job.checkpoint] = load_driving_policy(job.checkpoint)
-            loaded = self.policies[job.checkpoint]
+            key = f"{job.checkpoint}@{job.head_precision}"
+            if key not in self.policies:
+                self.policies[key] = load_job_policy(job)
+            loaded = self.policies[key]
         driver = None
         if job.policy_file is not None:  # onnxruntime is loaded only here, for a policy
             if job.policy_file not in self.drivers:

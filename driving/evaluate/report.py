@@ -18,7 +18,7 @@ document), so a report can be rebuilt from a ``metrics.json`` alone; the plots
       "models": [                            # the expert reference row first
         {"name": "expert", "checkpoint": null},
         {"name": "cfc-ncp", "checkpoint": "/abs/path/to/checkpoint",
-         "runtime": "torch" | "onnx" | "onnx-int8",   # + "export": its check, for onnx
+         "runtime": "torch" | "torch-bf16" | "onnx" | "onnx-int8",  # + "export", for onnx
       ],
       "episodes": [                          # one per (model, episode spec)
         {"model": "cfc-ncp",

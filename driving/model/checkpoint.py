@@ -155,8 +155,17 @@ def save_checkpoint(
 
     Returns:
         The checkpoint folder.
+
+    Raises:
+        CheckpointError: If the policy's conv head runs in bf16 (a driving-only copy whose
+            rounded weights would be saved as if trained); nothing is written.
     """
     path = Path(path)
+    if policy.head.precision != "fp32":
+        raise CheckpointError(
+            f"{path}: the policy's conv head runs in {policy.head.precision} (for driving "
+            "only); save the fp32 policy it was made from"
+        )
     config = checkpoint_config(policy, training, camera)
     tmp = make_temp_dir(path)
     try:

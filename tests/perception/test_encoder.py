@@ -62,3 +62,44 @@ def test_conv_biases_start_at_ncp_value():
     head = ConvHead()
     for conv in head.convs:
         assert torch.all(conv.bias == 0.01)
+
+
+def test_inference_runs_every_convolution_through_onednn_with_the_same_values():
+    """Batch 1 with autograd off takes oneDNN where PyTorch would pick its im2col kernel."""
+    torch.manual_seed(0)
+    head = ConvHead().eval()
+    x = torch.randn(1, 3, 78, 200)
+    with torch.no_grad():
+        fast, fast_maps = head.forward_with_maps(x)
+    reference = x.contiguous(memory_format=torch.channels_last)
+    for conv, got in zip(head.convs, fast_maps, strict=True):
+        reference = torch.relu(conv(reference)).detach()  # autograd on: PyTorch's own choice
+        assert torch.allclose(got, reference, atol=1e-6, rtol=1e-5)
+    assert torch.allclose(fast, head(x).detach(), atol=1e-6)
+    if torch.backends.mkldnn.is_available():
+        with torch.no_grad(), torch.profiler.profile() as prof:
+            head(x)
+        kernels = {e.key for e in prof.key_averages()}
+        assert "aten::mkldnn_convolution" in kernels
+        assert "aten::_slow_conv2d_forward" not in kernels
+
+
+def test_a_bf16_head_keeps_the_features_close_and_refuses_training():
+    torch.manual_seed(0)
+    head = ConvHead().eval()
+    x = torch.randn(4, 3, 78, 200)
+    with torch.no_grad():
+        ref = head(x)
+        assert head.set_precision("bf16") is head and head.precision == "bf16"
+        got, maps = head.forward_with_maps(x)
+    assert got.dtype == torch.float32 and all(m.dtype == torch.float32 for m in maps)
+    assert head.per_map.weight.dtype == torch.float32  # only the convolutions are cast
+    assert head.convs[0].weight.is_contiguous(memory_format=torch.channels_last)
+    scale = ref.abs().max().item()
+    assert 0 < (got - ref).abs().max().item() <= 0.02 * scale  # rounded, not exact, and close
+    with pytest.raises(EncoderConfigError, match="bf16 for driving only"):
+        head(x)  # autograd on
+    head.set_precision("fp32")
+    assert head.precision == "fp32" and head(x).requires_grad
+    with pytest.raises(EncoderConfigError, match="precision must be one of fp32, bf16"):
+        head.set_precision("fp16")

@@ -1,4 +1,4 @@
-"""Evaluation with --runtime onnx / onnx-int8 (driving.evaluate.runtime): export, drive, record."""
+"""Evaluation with --runtime torch-bf16 / onnx / onnx-int8 (driving.evaluate.runtime)."""
 
 import dataclasses
 import json
@@ -21,6 +21,11 @@ LATERAL_RMS_TOLERANCE_M = 1e-4
 """fp32 onnxruntime and torch steer alike to float rounding (about 1e-8 1/m per step), so over
 100 m their lateral RMS may differ by this much at most (measured: about 1e-6 m)."""
 
+BF16_LATERAL_RMS_TOLERANCE_M = 2e-3
+"""The bf16 conv head steers within about 1e-4 1/m of fp32 per step
+(tests/driving/model/test_head_precision.py); over 100 m that moves lateral RMS by
+millimetres at most."""
+
 SUITE = {"suite": "unseen-weathers", "route_km": 0.1}
 """Three episodes of 100 m per model."""
 
@@ -34,7 +39,9 @@ def runs(tmp_path_factory):
         rt: quick_config(tmp / rt, checkpoint=(ck,), plots=True, runtime=rt, **SUITE)
         for rt in RUNTIMES
     }
-    docs = {rt: load_metrics(evaluate(cfgs[rt]).metrics_path) for rt in ("torch", "onnx")}
+    docs = {
+        rt: load_metrics(evaluate(cfgs[rt]).metrics_path) for rt in ("torch", "onnx", "torch-bf16")
+    }
     return ck, cfgs, docs
 
 
@@ -69,6 +76,30 @@ def test_onnx_drives_like_torch_and_the_runtime_is_recorded(runs):
     assert json.loads((out / "run.json").read_text())["run"]["runtime"] == "onnx"
     assert "runtime" not in json.loads((cfgs["torch"].out / "run.json").read_text())["run"]
     assert sorted(p.name for p in (out / "onnx").iterdir()) == ["cfc-fp32.onnx"]
+
+
+def test_torch_bf16_drives_like_torch_without_an_export(runs):
+    _, cfgs, docs = runs
+    torch_eps, bf16_eps = _policy_episodes(docs["torch"]), _policy_episodes(docs["torch-bf16"])
+    assert torch_eps.keys() == bf16_eps.keys()
+    for key, t in torch_eps.items():
+        b = bf16_eps[key]
+        assert (b["steps"], b["interventions"]) == (t["steps"], t["interventions"]), key
+        assert b["lateral_error_rms_m"] == pytest.approx(
+            t["lateral_error_rms_m"], abs=BF16_LATERAL_RMS_TOLERANCE_M
+        ), key
+    assert [e["metrics"] for e in docs["torch-bf16"]["episodes"]] != [
+        e["metrics"] for e in docs["torch"]["episodes"]
+    ]  # the bf16 head did drive (rounding shows in the metrics)
+    model = docs["torch-bf16"]["models"][1]
+    assert model["runtime"] == "torch-bf16" and "export" not in model
+    out = cfgs["torch-bf16"].out
+    assert json.loads((out / "run.json").read_text())["run"]["runtime"] == "torch-bf16"
+    assert not (out / "onnx").exists()
+    jobs, _ = plan_jobs(cfgs["torch-bf16"])
+    assert {(j.head_precision, j.policy_file) for j in jobs if j.model != EXPERT} == {
+        ("bf16", None)
+    }
 
 
 def test_a_worker_keeps_one_onnx_session_across_episodes_and_none_for_the_expert(runs):
@@ -135,7 +166,9 @@ def test_a_failed_export_check_is_an_error_before_anything_is_written(runs, monk
 
 
 def test_an_unknown_runtime_is_refused(tmp_path):
-    with pytest.raises(EvalError, match="unknown runtime 'tensorrt'; choose one of torch, onnx"):
+    with pytest.raises(
+        EvalError, match=r"unknown runtime 'tensorrt'; choose one of torch, torch-bf16, onnx"
+    ):
         quick_config(tmp_path / "eval", runtime="tensorrt")
 
 
