@@ -9,6 +9,9 @@ Usage::
 78x200 RGB frame, ``t_s``) to the float32 curvature command, state carried:
 
 * ``torch_act_ms``: ``SteeringPolicy.act`` in eager torch (``torch.set_num_threads(1)``);
+* ``torch_native_conv_act_ms``: the same with PyTorch's own convolution choice
+  (``perception.encoder.ONEDNN_INFERENCE = False``: the eager policy before oneDNN was
+  called directly), the baseline of ``onednn_speedup``;
 * ``torch_bf16_act_ms``: the same with the conv head's convolutions in bfloat16
   (``ConvHead.set_precision("bf16")``, the evaluation's ``--runtime torch-bf16``);
 * ``onnxruntime_act_ms``: ``driving.model.export.OnnxPolicy.act`` on the exported batch-1 graph
@@ -62,6 +65,7 @@ from driving.model.export import OnnxPolicy, export_policy  # noqa: E402
 from driving.model.policy import CORE_NAMES, PolicyConfig, SteeringPolicy  # noqa: E402
 from driving.model.quantize import calibration_frames, quantize_int8  # noqa: E402
 from driving.rollout.episode import Driver  # noqa: E402
+from perception import encoder  # noqa: E402
 from sim.spec import CameraSpec  # noqa: E402
 
 TARGET_TORCH_MS = 1.3
@@ -115,6 +119,19 @@ def _driver_loop(driver: Driver, observations: list[dict[str, np.ndarray]]) -> C
     return run
 
 
+def _native_convolutions(fn: Callable[[], None]) -> Callable[[], None]:
+    """``fn`` with PyTorch choosing the convolution kernels (no direct oneDNN call)."""
+
+    def run() -> None:
+        encoder.ONEDNN_INFERENCE = False
+        try:
+            fn()
+        finally:
+            encoder.ONEDNN_INFERENCE = True
+
+    return run
+
+
 def _paths(
     policy: SteeringPolicy,
     bf16: SteeringPolicy,
@@ -141,6 +158,7 @@ def _paths(
 
     return {
         "torch_act_ms": _driver_loop(policy, observations),
+        "torch_native_conv_act_ms": _native_convolutions(_driver_loop(policy, observations)),
         "torch_bf16_act_ms": _driver_loop(bf16, observations),
         "onnxruntime_act_ms": _driver_loop(driver, observations),
         "onnxruntime_int8_act_ms": _driver_loop(int8, observations),
@@ -210,6 +228,9 @@ def main(cfg: BenchConfig) -> dict:
             result = _timed(_paths(policy, bf16, driver, int8, observations), cfg)
             result["int8_speedup_over_fp32_onnxruntime"] = round(
                 result["onnxruntime_act_ms"] / result["onnxruntime_int8_act_ms"], 2
+            )
+            result["onednn_speedup"] = round(
+                result["torch_native_conv_act_ms"] / result["torch_act_ms"], 2
             )
             result["bf16_speedup_over_fp32_torch"] = round(
                 result["torch_act_ms"] / result["torch_bf16_act_ms"], 2

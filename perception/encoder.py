@@ -47,12 +47,16 @@ HeadPrecision = Literal["fp32", "bf16"]
 HEAD_PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 """Arithmetic the convolutions can run in (bf16: inference only)."""
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+ONEDNN_INFERENCE = True
+"""Call oneDNN directly for fp32 inference (module docstring); False leaves the choice to
+PyTorch (the baseline ``benchmarks/policy.py`` times it against)."""
 
 
 def _use_onednn(x: Tensor) -> bool:
     """Whether fp32 inference should call oneDNN directly (module docstring)."""
     return (
-        x.dtype == torch.float32
+        ONEDNN_INFERENCE
+        and x.dtype == torch.float32
         and x.device.type == "cpu"
         and not torch.is_grad_enabled()
         and not torch.compiler.is_compiling()  # ONNX export traces the plain convolution
