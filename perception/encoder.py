@@ -64,14 +64,19 @@ def _use_onednn(x: Tensor) -> bool:
     )
 
 
-def _convolve(conv: nn.Conv2d, x: Tensor, onednn: bool) -> Tensor:
-    """``relu(conv(x))``; ``onednn``: through ``torch.mkldnn_convolution`` (the same values)."""
-    if onednn:
-        y = torch.mkldnn_convolution(
-            x, conv.weight, conv.bias, conv.padding, conv.stride, conv.dilation, conv.groups
-        )
-        return F.relu_(y)
-    return F.relu(conv(x))
+class _Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` whose fp32 CPU inference calls oneDNN directly (module docstring).
+
+    The same module, parameters and hooks (saliency's forward hooks see every call); only
+    the kernel choice differs.
+    """
+
+    def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        if self.padding_mode == "zeros" and not isinstance(self.padding, str) and _use_onednn(x):
+            return torch.mkldnn_convolution(
+                x, weight, bias, self.padding, self.stride, self.dilation, self.groups
+            )
+        return super()._conv_forward(x, weight, bias)
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,7 @@ class ConvHead(nn.Module):
         convs = []
         in_ch = 3
         for out_ch, k, s in zip(c.channels, c.kernel_sizes, c.strides, strict=True):
-            conv = nn.Conv2d(in_ch, out_ch, kernel_size=k, stride=s, padding=k // 2)
+            conv = _Conv2d(in_ch, out_ch, kernel_size=k, stride=s, padding=k // 2)
             nn.init.constant_(conv.bias, c.conv_bias_init)
             convs.append(conv)
             in_ch = out_ch
@@ -255,9 +260,8 @@ class ConvHead(nn.Module):
                 "trained (autograd is on): load the checkpoint again for fp32"
             )
         x = x.to(dtype).contiguous(memory_format=torch.channels_last)
-        onednn = _use_onednn(x)
         for conv in self.convs:
-            x = _convolve(conv, x, onednn)  # (N, C_i, h_i, w_i)
+            x = F.relu(conv(x))  # (N, C_i, h_i, w_i)
             if maps is not None:
                 maps.append(x)
         return self.per_map(x.float())

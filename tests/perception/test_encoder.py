@@ -84,6 +84,21 @@ def test_inference_runs_every_convolution_through_onednn_with_the_same_values():
         assert "aten::_slow_conv2d_forward" not in kernels
 
 
+def test_the_onednn_path_keeps_module_hooks_so_saliency_sees_every_convolution():
+    from perception.saliency import visual_backprop_with_output
+
+    head = ConvHead().eval()
+    seen = []
+    hooks = [c.register_forward_hook(lambda m, i, o: seen.append(m)) for c in head.convs]
+    with torch.no_grad():
+        head(torch.randn(1, 3, 78, 200))
+    for h in hooks:
+        h.remove()
+    assert seen == list(head.convs)
+    saliency, features = visual_backprop_with_output(head, torch.randn(1, 3, 78, 200))
+    assert saliency.shape == (1, 78, 200) and features.shape == (1, 32)
+
+
 def test_a_bf16_head_keeps_the_features_close_and_refuses_training():
     torch.manual_seed(0)
     head = ConvHead().eval()
