@@ -44,9 +44,10 @@ class EncoderConfigError(LiquidDriveError, ValueError):
 
 
 HeadPrecision = Literal["fp32", "bf16"]
-HEAD_PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
-"""Arithmetic the convolutions can run in (bf16: inference only)."""
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+HEAD_PRECISIONS: tuple[str, ...] = tuple(_DTYPES)
+"""Arithmetic the convolutions can run in (bf16: inference only)."""
+_ONEDNN_AVAILABLE = torch.backends.mkldnn.is_available()
 ONEDNN_INFERENCE = True
 """Call oneDNN directly for fp32 inference (module docstring); False leaves the choice to
 PyTorch (the baseline ``benchmarks/policy.py`` times it against)."""
@@ -60,7 +61,7 @@ def _use_onednn(x: Tensor) -> bool:
         and x.device.type == "cpu"
         and not torch.is_grad_enabled()
         and not torch.compiler.is_compiling()  # ONNX export traces the plain convolution
-        and torch.backends.mkldnn.is_available()
+        and _ONEDNN_AVAILABLE
     )
 
 
@@ -68,11 +69,11 @@ class _Conv2d(nn.Conv2d):
     """``nn.Conv2d`` whose fp32 CPU inference calls oneDNN directly (module docstring).
 
     The same module, parameters and hooks (saliency's forward hooks see every call); only
-    the kernel choice differs.
+    the kernel choice differs. Built by :class:`ConvHead` only: zero padding of whole pixels.
     """
 
     def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        if self.padding_mode == "zeros" and not isinstance(self.padding, str) and _use_onednn(x):
+        if _use_onednn(x):
             return torch.mkldnn_convolution(
                 x, weight, bias, self.padding, self.stride, self.dilation, self.groups
             )

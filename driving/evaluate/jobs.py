@@ -237,7 +237,7 @@ class EvalWorker:
         import torch
 
         torch.set_num_threads(torch_threads)
-        self.policies: dict[str, LoadedPolicy] = {}
+        self.policies: dict[tuple[str, str], LoadedPolicy] = {}  # (checkpoint, precision)
         self.threads = torch_threads
         self.drivers: dict[str, OnnxPolicy] = {}
 
@@ -245,7 +245,7 @@ class EvalWorker:
         """Drives one job (an evaluation episode runs to its end: the context is not polled)."""
         loaded = None
         if job.checkpoint is not None:
-            key = f"{job.checkpoint}@{job.head_precision}"
+            key = (job.checkpoint, job.head_precision)
             if key not in self.policies:
                 self.policies[key] = load_job_policy(job)
             loaded = self.policies[key]

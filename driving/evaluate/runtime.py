@@ -2,7 +2,7 @@
 
 ``torch`` (the default) drives each checkpoint's :class:`~driving.model.policy.SteeringPolicy`
 eagerly; ``torch-bf16`` does the same with the conv head's convolutions in bfloat16
-(:meth:`perception.encoder.ConvHead.set_precision`, about 1.5x faster per step; the core and
+(:meth:`perception.encoder.ConvHead.set_precision`, 1.3-1.6x faster per step here; the core and
 the features stay fp32). ``onnx`` and ``onnx-int8`` drive its single-step ONNX graph
 (:mod:`driving.model.export`; ``onnx-int8`` with the conv head quantised,
 :mod:`driving.model.quantize`) through an onnxruntime session, the

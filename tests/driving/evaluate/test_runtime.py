@@ -53,16 +53,21 @@ def _policy_episodes(doc):
     }
 
 
-def test_onnx_drives_like_torch_and_the_runtime_is_recorded(runs):
-    _, cfgs, docs = runs
-    torch_eps, onnx_eps = _policy_episodes(docs["torch"]), _policy_episodes(docs["onnx"])
-    assert len(torch_eps) == 3 and torch_eps.keys() == onnx_eps.keys()
+def _assert_drives_like_torch(docs, runtime, tolerance_m):
+    """The same steps and interventions per episode as torch, lateral RMS within tolerance."""
+    torch_eps, other_eps = _policy_episodes(docs["torch"]), _policy_episodes(docs[runtime])
+    assert len(torch_eps) == 3 and torch_eps.keys() == other_eps.keys()
     for key, t in torch_eps.items():
-        o = onnx_eps[key]
+        o = other_eps[key]
         assert (o["steps"], o["interventions"]) == (t["steps"], t["interventions"]), key
         assert o["lateral_error_rms_m"] == pytest.approx(
-            t["lateral_error_rms_m"], abs=LATERAL_RMS_TOLERANCE_M
+            t["lateral_error_rms_m"], abs=tolerance_m
         ), key
+
+
+def test_onnx_drives_like_torch_and_the_runtime_is_recorded(runs):
+    _, cfgs, docs = runs
+    _assert_drives_like_torch(docs, "onnx", LATERAL_RMS_TOLERANCE_M)
     expert = [[e for e in d["episodes"] if e["model"] == EXPERT] for d in docs.values()]
     assert expert[0] == expert[1]  # the expert does not depend on the runtime
 
@@ -80,14 +85,7 @@ def test_onnx_drives_like_torch_and_the_runtime_is_recorded(runs):
 
 def test_torch_bf16_drives_like_torch_without_an_export(runs):
     _, cfgs, docs = runs
-    torch_eps, bf16_eps = _policy_episodes(docs["torch"]), _policy_episodes(docs["torch-bf16"])
-    assert torch_eps.keys() == bf16_eps.keys()
-    for key, t in torch_eps.items():
-        b = bf16_eps[key]
-        assert (b["steps"], b["interventions"]) == (t["steps"], t["interventions"]), key
-        assert b["lateral_error_rms_m"] == pytest.approx(
-            t["lateral_error_rms_m"], abs=BF16_LATERAL_RMS_TOLERANCE_M
-        ), key
+    _assert_drives_like_torch(docs, "torch-bf16", BF16_LATERAL_RMS_TOLERANCE_M)
     assert [e["metrics"] for e in docs["torch-bf16"]["episodes"]] != [
         e["metrics"] for e in docs["torch"]["episodes"]
     ]  # the bf16 head did drive (rounding shows in the metrics)
