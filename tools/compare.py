@@ -5,7 +5,8 @@ Usage::
     python tools/compare.py checkpoints/results/*-s*/metrics.json --out checkpoints/results
 
 Each ``metrics.json`` comes from ``tools/evaluate.py``; models named ``FAMILY-sSEED`` (the
-checkpoint folder names, e.g. ``cfc-ncp-s1``) are grouped by family. Writes ``results.md``
+checkpoint folder names, e.g. ``cfc-ncp-s1``) are grouped by family; a model evaluated one
+suite per call merges its files (same checkpoint, no suite twice). Writes ``results.md``
 (the table: mean over seeds [95 % bootstrap interval], parameter counts, generalisation gaps,
 paired tests of cfc-ncp against each baseline with Holm; ``--readme README.md`` rewrites its
 marked results block), ``results.json`` and ``seeds.png``

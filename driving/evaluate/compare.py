@@ -11,10 +11,12 @@ seeds and the min-max across seeds of:
 
 With a single seed the spread shown is the sample standard deviation across that seed's
 episodes instead. The expert is one row: every evaluation drives it again, and since the
-simulator is deterministic its numbers must agree between files (they are checked), so
-files that evaluated different suites, simulators or modes are refused rather than mixed, and
+simulator is deterministic its numbers must agree on every suite two files share (they are
+checked), so files of different routes, simulators or modes are refused rather than mixed, and
 so are files of different route sets: results on the development routes (``--route-set dev``)
-never mix with test results, and their tables say "dev".
+never mix with test results, and their tables say "dev". A model may be evaluated suite by
+suite (``tools/evaluate.py --suite S`` once per suite): its files merge into one run as long
+as they name the same checkpoint and no suite twice.
 
 ``results.json`` (``format`` ``"liquid-drive-seeds"``, ``version`` 1)::
 
@@ -159,8 +161,11 @@ def collect_runs(paths: Sequence[str | Path], pattern: str = SEED_PATTERN) -> li
 
     Raises:
         CompareError: If a file is unreadable, the files differ in simulator, mode or route
-            set, one
-            family and seed is evaluated twice, or the expert's numbers differ between files.
+            set, one family and seed is evaluated twice on a suite (or from two
+            checkpoints), or the expert's numbers differ between files.
+
+    A model evaluated suite by suite (one file per suite, the same checkpoint) is one run
+    with the suites of all its files.
     """
     if not paths:
         raise CompareError("no metrics.json given")
@@ -194,20 +199,41 @@ def collect_runs(paths: Sequence[str | Path], pattern: str = SEED_PATTERN) -> li
                     run.episodes.setdefault(ep["spec"]["suite"], []).append(ep)
             key = (family, seed)
             if key in seen:
-                if family == EXPERT:
-                    if not _same_expert(seen[key], run):
-                        raise CompareError(
-                            f"the expert's results differ between {seen[key].source} and {path}: "
-                            "they were evaluated on other routes or another simulator version"
-                        )
-                    continue
-                raise CompareError(
-                    f"{model['name']!r} (family {family!r}, seed {seed}) is in both "
-                    f"{seen[key].source} and {path}"
-                )
+                _merge(seen[key], run)
+                continue
             seen[key] = run
             runs.append(run)
     return runs
+
+
+def _merge(first: SeedRun, later: SeedRun) -> None:
+    """Adds ``later``'s suites to ``first`` (the same model evaluated suite by suite).
+
+    Raises:
+        CompareError: If the expert's numbers differ on a suite both files drove, or a
+            learned model has a suite in both files or comes from two checkpoints.
+    """
+    shared = sorted(first.rows.keys() & later.rows.keys())
+    if first.family == EXPERT:
+        if not _same_expert(first, later):
+            raise CompareError(
+                f"the expert's results differ between {first.source} and {later.source}: "
+                "they were evaluated on other routes or another simulator version"
+            )
+    elif shared or first.checkpoint != later.checkpoint:
+        why = (
+            f"suite {', '.join(shared)}"
+            if shared
+            else f"checkpoints {first.checkpoint} and {later.checkpoint}"
+        )
+        raise CompareError(
+            f"{first.model!r} (family {first.family!r}, seed {first.seed}) is in both "
+            f"{first.source} and {later.source} ({why})"
+        )
+    for suite, row in later.rows.items():
+        if suite not in first.rows:
+            first.rows[suite] = row
+            first.episodes[suite] = later.episodes.get(suite, [])
 
 
 def _spread(values: list[float], episode_std: float | None) -> dict[str, Any]:

@@ -23,18 +23,20 @@ def _evaluation(
     models: dict[str, list[tuple[int, float]]],
     expert_lat: float = 0.01,
     mode="intervention",
+    suite: str = "unseen-towns",
+    root: str = "/runs",
 ) -> Path:
-    """Writes a metrics.json: per model, (interventions, lateral offset) of its two episodes
-    of suite unseen-towns; the expert drives the same two episodes."""
+    """Writes a metrics.json: per model (checkpoint ``root/name``), (interventions, lateral
+    offset) of its two episodes of ``suite``; the expert drives the same two episodes."""
     results = []
     for name, episodes in {EXPERT: [(0, expert_lat)] * 2, **models}.items():
         for route, (n_int, lat) in enumerate(episodes):
-            spec = EpisodeSpec("unseen-towns", "clean", "desert", "clear_noon", route, 7001, 1000.0)
+            spec = EpisodeSpec(suite, "clean", "desert", "clear_noon", route, 7001, 1000.0)
             results.append(EpisodeResult(name, spec, _metrics(interventions=n_int, lat=lat)))
     names = [{"name": EXPERT, "checkpoint": None}] + [
-        {"name": n, "checkpoint": f"/runs/{n}"} for n in models
+        {"name": n, "checkpoint": f"{root}/{n}"} for n in models
     ]
-    doc = build_document(results, models=names, sim="builtin", mode=mode, suite="unseen-towns")
+    doc = build_document(results, models=names, sim="builtin", mode=mode, suite=suite)
     path.mkdir(parents=True, exist_ok=True)
     return write_metrics(doc, path / "metrics.json")
 
@@ -89,3 +91,21 @@ def test_clashing_or_incomparable_evaluations_are_refused_with_both_files(tmp_pa
         collect_runs([tmp_path / "missing"])
     with pytest.raises(CompareError, match="groups"):
         compare(CompareConfig(metrics=(a,), out=tmp_path / "o", seed_pattern=r"(.+)-s(\d+)"))
+
+
+def test_a_model_evaluated_suite_by_suite_is_one_run(tmp_path):
+    towns = _evaluation(tmp_path / "a", {"cfc-ncp-s0": [(1, 0.2)] * 2})
+    noise = _evaluation(tmp_path / "b", {"cfc-ncp-s0": [(0, 0.1)] * 2}, suite="noise")
+    runs = collect_runs([towns, noise])
+    assert [r.model for r in runs] == [EXPERT, "cfc-ncp-s0"]
+    for run in runs:  # the expert's rows merge too
+        assert sorted(run.rows) == ["noise", "unseen-towns"]
+        assert [len(run.episodes[s]) for s in ("noise", "unseen-towns")] == [2, 2]
+    table = seed_table(runs, ["unseen-towns", "noise"])
+    cfc = table[1]["suites"]
+    assert cfc["noise"]["interventions_per_km"]["mean"] == 0
+    assert cfc["unseen-towns"]["interventions_per_km"]["mean"] > 0
+
+    moved = _evaluation(tmp_path / "c", {"cfc-ncp-s0": [(0, 0.1)] * 2}, suite="noise", root="/x")
+    with pytest.raises(CompareError, match=r"in both .*a/metrics.json and .*c/.*checkpoints"):
+        collect_runs([towns, moved])
