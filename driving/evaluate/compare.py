@@ -157,7 +157,8 @@ def _same_expert(a: SeedRun, b: SeedRun) -> bool:
 def collect_runs(paths: Sequence[str | Path], pattern: str = SEED_PATTERN) -> list[SeedRun]:
     """Reads several ``metrics.json`` and returns one :class:`SeedRun` per evaluated model.
 
-    The expert appears once. Args are files or folders holding ``metrics.json``.
+    The expert appears once. Args are files or folders holding ``metrics.json``; a file
+    named twice is read once.
 
     Raises:
         CompareError: If a file is unreadable, the files differ in simulator, mode or route
@@ -172,8 +173,12 @@ def collect_runs(paths: Sequence[str | Path], pattern: str = SEED_PATTERN) -> li
     runs: list[SeedRun] = []
     seen: dict[tuple[str, int | None], SeedRun] = {}
     setting: tuple[Path, str, str, str] | None = None
+    read: set[Path] = set()
     for p in paths:
         path = _metrics_path(Path(p))
+        if path.resolve() in read:  # the same file named twice (overlapping globs)
+            continue
+        read.add(path.resolve())
         try:
             doc = load_metrics(path)
         except ReportError as e:

@@ -96,7 +96,7 @@ def test_clashing_or_incomparable_evaluations_are_refused_with_both_files(tmp_pa
 def test_a_model_evaluated_suite_by_suite_is_one_run(tmp_path):
     towns = _evaluation(tmp_path / "a", {"cfc-ncp-s0": [(1, 0.2)] * 2})
     noise = _evaluation(tmp_path / "b", {"cfc-ncp-s0": [(0, 0.1)] * 2}, suite="noise")
-    runs = collect_runs([towns, noise])
+    runs = collect_runs([towns, noise, towns.parent])  # a file named twice is read once
     assert [r.model for r in runs] == [EXPERT, "cfc-ncp-s0"]
     for run in runs:  # the expert's rows merge too
         assert sorted(run.rows) == ["noise", "unseen-towns"]
