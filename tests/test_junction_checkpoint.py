@@ -4,17 +4,12 @@ Regenerate it with the commands in ``checkpoints/README.md`` ("Junctions and rou
 the route below is a development route (seed 9001, not one of the suites' test routes).
 """
 
-from pathlib import Path
-
-import torch
-
-import sim
 from driving.evaluate.junction_metrics import junction_metrics
 from driving.model.checkpoint import checkpoint_camera, load_policy, read_checkpoint_config
-from driving.rollout.episode import run_episode
 from sim.spec import CameraSpec
+from tests.shipped import CHECKPOINTS, drive_checkpoint
 
-JUNCTIONS = Path(__file__).resolve().parents[1] / "checkpoints" / "cfc-ncp-junctions"
+JUNCTIONS = CHECKPOINTS / "cfc-ncp-junctions"
 
 
 def test_junction_checkpoint_is_the_documented_model():
@@ -29,14 +24,8 @@ def test_junction_checkpoint_is_the_documented_model():
 
 
 def test_junction_checkpoint_turns_as_commanded_in_a_training_town():
-    policy = load_policy(JUNCTIONS)
-    env = sim.make_env("builtin", town="village", weather="clear_noon", route_length_m=700.0,
-                       intervention_mode=True)  # fmt: skip
-    try:
-        with torch.inference_mode():
-            log = run_episode(env, policy, seed=9001, label_driver=sim.make_expert(env))
-    finally:
-        env.close()
+    log = drive_checkpoint(JUNCTIONS, 9001, town="village", weather="clear_noon",
+                           route_length_m=700.0)  # fmt: skip
     metrics = junction_metrics(log.columns, route_commands=log.route_commands,
                                route_completed=log.outcome == "route_complete")  # fmt: skip
     assert metrics is not None

@@ -4,18 +4,14 @@ Regenerate the checkpoint with the commands in ``checkpoints/README.md``; if its
 changes on purpose, this test's route is short enough to re-check by hand.
 """
 
-from pathlib import Path
-
 import numpy as np
-import torch
 
-import sim
 from driving.model.checkpoint import checkpoint_camera, load_policy, read_checkpoint_config
 from driving.model.policy import PolicyConfig
-from driving.rollout.episode import run_episode
 from sim.spec import CameraSpec
+from tests.shipped import CHECKPOINTS, drive_checkpoint
 
-REFERENCE = Path(__file__).resolve().parents[1] / "checkpoints" / "cfc-ncp"
+REFERENCE = CHECKPOINTS / "cfc-ncp"
 
 
 def test_reference_checkpoint_is_the_documented_model():
@@ -32,14 +28,8 @@ def test_reference_checkpoint_is_the_documented_model():
 
 def _drive(town: str, route_length_m: float):
     """The shipped policy drives road seed 7001 of ``town`` closed loop (intervention mode)."""
-    policy = load_policy(REFERENCE)
-    env = sim.make_env("builtin", town=town, weather="clear_noon", route_length_m=route_length_m,
-                       intervention_mode=True, target_speed_mps=10.0)  # fmt: skip
-    try:
-        with torch.inference_mode():
-            return run_episode(env, policy, seed=7001, label_driver=sim.make_expert(env))
-    finally:
-        env.close()
+    return drive_checkpoint(REFERENCE, 7001, town=town, weather="clear_noon",
+                            route_length_m=route_length_m, target_speed_mps=10.0)  # fmt: skip
 
 
 def test_reference_checkpoint_drives_a_training_town_without_intervention():

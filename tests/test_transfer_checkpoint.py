@@ -6,17 +6,13 @@ The route is a development route (seed 9003, not one of the suites' test routes)
 0.19 m; the default-recipe ``checkpoints/cfc-ncp`` 23 interventions, 0.83 m on the same route.
 """
 
-from pathlib import Path
-
 import numpy as np
-import torch
 
-import sim
 from driving.model.checkpoint import checkpoint_camera, load_policy, read_checkpoint_config
-from driving.rollout.episode import run_episode
 from sim.spec import INFO_LATERAL_OFFSET_M, CameraSpec
+from tests.shipped import CHECKPOINTS, drive_checkpoint
 
-TRANSFER = Path(__file__).resolve().parents[1] / "checkpoints" / "cfc-ncp-transfer"
+TRANSFER = CHECKPOINTS / "cfc-ncp-transfer"
 
 
 def test_transfer_checkpoint_is_the_documented_recipe():
@@ -29,14 +25,7 @@ def test_transfer_checkpoint_is_the_documented_recipe():
 
 
 def test_transfer_checkpoint_keeps_its_lane_in_the_desert_at_night():
-    policy = load_policy(TRANSFER)
-    env = sim.make_env("builtin", town="desert", weather="night", route_length_m=600.0,
-                       intervention_mode=True)  # fmt: skip
-    try:
-        with torch.inference_mode():
-            log = run_episode(env, policy, seed=9003)
-    finally:
-        env.close()
+    log = drive_checkpoint(TRANSFER, 9003, town="desert", weather="night", route_length_m=600.0)
     offset = np.asarray(log.columns[INFO_LATERAL_OFFSET_M])
     assert log.interventions == 0
     assert float(np.sqrt(np.mean(offset**2))) < 0.35
