@@ -39,7 +39,8 @@ as they name the same checkpoint and no suite twice.
 Added by :mod:`driving.evaluate.evidence` (same version; readers ignore unknown keys): per
 metric ``iqm``, ``ci`` [low, high] and ``ci_method``; per learned model ``parameters``
 (``conv_head``, ``core``, ``core_connected``, ``readout``, ``total``, ``source``; null when
-unknown); and ``"statistics": {"config", "gaps", "tests", "sentences"}``.
+unknown); and ``"statistics": {"config", "gaps", "tests", "sentences"}``. Per suite of several
+conditions, ``"conditions"`` (:mod:`driving.evaluate.conditions`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from driving.evaluate import evidence
+from driving.evaluate.conditions import render_conditions, suite_conditions
 from driving.evaluate.evidence import StatsConfig
 from driving.evaluate.junction_report import seed_junction_table, seed_junctions
 from driving.evaluate.report import (
@@ -380,11 +382,14 @@ def render_markdown(
     suites: Sequence[str] = SUITES,
     route_set: str = TEST_ROUTES,
     analysis: dict[str, Any] | None = None,
+    conditions: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """``results.md``: how to read it, the table, the steering-rate table and the sources.
 
     With ``analysis`` (``results.json``'s ``statistics``), the intervals are explained and
-    the generalisation gaps and paired tests follow the tables.
+    the generalisation gaps and paired tests follow the tables. With ``conditions``
+    (``results.json``'s ``conditions``), each suite of several conditions gets its own table
+    (:mod:`driving.evaluate.conditions`).
     """
     dev = route_set != TEST_ROUTES
     how = (
@@ -413,6 +418,8 @@ def render_markdown(
             for s in suites
         ]
         lines.append(f"| {entry['model']} | " + " | ".join(cells) + " |")
+    if conditions:
+        lines += render_conditions(conditions, f" ({route_set} routes)" if dev else "")
     lines += seed_junction_table(table, suites, _headers(suites, route_set))
     if analysis is not None:
         lines += ["", evidence.render_section(analysis, suites)]
@@ -501,6 +508,16 @@ def compare(cfg: CompareConfig) -> dict[str, Any]:
         for r in (r for r in runs if r.family == entry["model"]):
             grouped.setdefault(r.family, {})[r.seed] = {s: _records(r, s) for s in r.rows}
     analysis = evidence.analyse(grouped, cfg.suites, cfg.stats)
+    conditions = {}
+    for suite in cfg.suites:
+        per_seed = {}  # family -> each seed's episodes of the suite, in table order
+        for entry in table:
+            kept = [r.episodes.get(suite) for r in runs if r.family == entry["model"]]
+            if any(kept):
+                per_seed[entry["model"]] = [e for e in kept if e]
+        found = suite_conditions(per_seed, cfg.stats)
+        if found is not None:
+            conditions[suite] = found
     sources = [_metrics_path(Path(p)) for p in cfg.metrics]
     route_set = runs[0].route_set if runs else TEST_ROUTES
     doc = {
@@ -511,10 +528,11 @@ def compare(cfg: CompareConfig) -> dict[str, Any]:
         "suites": list(cfg.suites),
         "models": table,
         "statistics": analysis,
+        "conditions": conditions,
     }
     cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / "results.json").write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
-    md = render_markdown(table, sources, cfg.suites, route_set, analysis)
+    md = render_markdown(table, sources, cfg.suites, route_set, analysis, conditions)
     (cfg.out / "results.md").write_text(md)
     plot_seeds(table, cfg.out / "seeds.png", cfg.suites)
     if readme is not None:
