@@ -6,9 +6,10 @@ for a suite such as ``rate`` (10, 20, 30 Hz and jittered frames), ``noise``, ``c
 family, suite and condition, the same three metrics over seeds as the main table:
 
 - ``interventions_per_km``: each seed's pooled rate over the condition's episodes,
-- ``lateral_error_rms_m`` and ``steering_rate_rms``: each seed's mean across them,
+- ``lateral_error_rms_m`` and ``steering_rate_rms``: each seed's mean across them
 
-each with the mean over seeds and, when a :class:`~driving.evaluate.evidence.StatsConfig` is
+(each seed's value is :func:`driving.evaluate.evidence.episodes`'s, the bootstrap's own), each
+with the mean over seeds and, when a :class:`~driving.evaluate.evidence.StatsConfig` is
 given, the bootstrap interval of :func:`driving.evaluate.evidence.cell` (seeds resampled, then
 each seed's episodes). Only suites whose episodes carry at least two conditions appear, and
 only runs that kept their episodes (every ``metrics.json`` of ``tools/evaluate.py`` does).
@@ -38,14 +39,21 @@ def _condition(record: dict[str, Any]) -> str:
     return str(record["spec"].get("condition", ""))
 
 
-def _seed_value(records: Sequence[dict[str, Any]], metric: str) -> float | None:
-    """One seed's value: pooled interventions per km, else the mean over its episodes."""
-    if metric == "interventions_per_km":
-        km = sum(r["metrics"]["distance_km"] for r in records)
-        return sum(r["metrics"]["interventions"] for r in records) / km if km > 0 else None
-    values = [r["metrics"].get(metric) for r in records]
-    values = [v for v in values if v is not None]
-    return float(np.mean(values)) if values else None
+def _cell(seeds: Sequence[Sequence[dict[str, Any]]], stats: StatsConfig | None) -> dict[str, Any]:
+    """One condition's metrics over seeds (each seed's value as the bootstrap computes it)."""
+    cell: dict[str, Any] = {}
+    for metric in METRICS:
+        present = [s for s in seeds if any(r["metrics"].get(metric) is not None for r in s)]
+        if not present:
+            continue
+        if stats is None:
+            values = [evidence.episodes(s, metric).value() for s in present]
+            cell[metric] = {"mean": float(np.mean(values)), "values": values, "n": len(values)}
+        else:
+            boot = evidence.cell(present, metric, stats)
+            cell[metric] = {k: boot[k] for k in ("mean", "values", "n", "iqm", "ci")}
+            cell[metric]["ci_method"] = boot["method"]
+    return cell
 
 
 def suite_conditions(per_seed: PerSeed, stats: StatsConfig | None = None) -> dict[str, Any] | None:
@@ -68,16 +76,7 @@ def suite_conditions(per_seed: PerSeed, stats: StatsConfig | None = None) -> dic
             chosen = [s for s in chosen if s]
             if not chosen:
                 continue
-            cell: dict[str, Any] = {}
-            for metric in METRICS:
-                values = [v for v in (_seed_value(s, metric) for s in chosen) if v is not None]
-                if not values:
-                    continue
-                cell[metric] = {"mean": float(np.mean(values)), "values": values, "n": len(values)}
-                if stats is not None:
-                    boot = evidence.cell(chosen, metric, stats)
-                    cell[metric].update(iqm=boot["iqm"], ci=boot["ci"], ci_method=boot["method"])
-            cells[condition] = cell
+            cells[condition] = _cell(chosen, stats)
         models[family] = cells
     return {"conditions": conditions, "models": models}
 
