@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from driving.evaluate import evidence
-from driving.evaluate.conditions import render_conditions, suite_conditions
+from driving.evaluate.conditions import METRICS, render_conditions, suite_conditions
 from driving.evaluate.evidence import StatsConfig
 from driving.evaluate.junction_report import seed_junction_table, seed_junctions
 from driving.evaluate.report import (
@@ -77,8 +77,6 @@ SEED_PATTERN = r"^(?P<family>.+)-s(?P<seed>\d+)$"
 """Default model-name pattern: the family, then ``-s`` and the training seed."""
 SUITES: tuple[str, ...] = BUILTIN_SUITES
 """The builtin suites of the results table, in its column order."""
-METRICS: tuple[str, ...] = ("interventions_per_km", "lateral_error_rms_m", "steering_rate_rms")
-"""What the table compares (the first is pooled per seed, the others are episode means)."""
 
 
 class CompareError(LiquidDriveError, ValueError):

@@ -29,7 +29,8 @@ from driving.evaluate import evidence
 from driving.evaluate.evidence import StatsConfig
 
 METRICS: tuple[str, ...] = ("interventions_per_km", "lateral_error_rms_m", "steering_rate_rms")
-"""The metrics of each condition's cell, as in the main table."""
+"""What the tables compare, the main one and each condition's (the first is pooled per seed,
+the others are episode means)."""
 
 PerSeed = Mapping[str, Sequence[Sequence[dict[str, Any]]]]
 """Family -> one list of episode records (``spec``, ``metrics``) per seed, for one suite."""
