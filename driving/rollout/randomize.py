@@ -49,6 +49,18 @@ def randomize_problem(
     return None
 
 
-def randomize_option(groups: tuple[str, ...]) -> dict[str, bool]:
-    """The env's ``randomize`` option switching on exactly ``groups``."""
-    return {g: g in groups for g in RANDOMIZE_GROUPS}
+def randomize_option(
+    groups: tuple[str, ...], camera_range: tuple[float, float, float] | None = None
+) -> dict[str, bool | float]:
+    """The env's ``randomize`` option switching on exactly ``groups``.
+
+    Args:
+        groups: The factor groups to redraw.
+        camera_range: Half-ranges (pitch deg, yaw deg, height m) of the camera group's draw;
+            None = the simulator's own (the simulator checks their limits).
+    """
+    option: dict[str, bool | float] = {g: g in groups for g in RANDOMIZE_GROUPS}
+    if camera_range is not None:
+        pitch, yaw, height = (float(v) for v in camera_range)
+        option |= {"camera_pitch_deg": pitch, "camera_yaw_deg": yaw, "camera_height_m": height}
+    return option

@@ -98,7 +98,7 @@ def make_env(
     if cfg.driver is not None:
         kwargs["intervention_mode"] = True  # a departure: counted, the car put back on the lane
     if cfg.randomize:
-        kwargs["randomize"] = randomize_option(cfg.randomize_groups)
+        kwargs["randomize"] = randomize_option(cfg.randomize_groups, cfg.randomize_camera_range)
     if cfg.sim == "carla":
         kwargs |= {"host": cfg.host, "port": cfg.port}  # CARLA plans its own route length
     else:
@@ -183,6 +183,8 @@ def record_episode(
         meta["frame_time_jitter"] = cfg.frame_time_jitter
     if cfg.randomize:
         meta["randomize_groups"] = list(cfg.randomize_groups)
+        if cfg.randomize_camera_range is not None:
+            meta["randomize_camera_range"] = list(cfg.randomize_camera_range)
     options = {"start_offset_m": job.start_offset_m, "start_heading_rad": job.start_heading_rad}
     views = ViewColumns(cfg.recovery_views) if cfg.recovery_views else None
     if views is not None:

@@ -94,6 +94,10 @@ class RecordConfig:
         "camera",
     )
     """Factor groups redrawn with ``randomize``."""
+    randomize_camera_range: tuple[float, float, float] | None = None
+    """With the ``camera`` group: half-ranges (pitch deg, yaw deg, height m) of the mount offset
+    drawn uniformly per episode; None = the simulator's (1.5 deg, 1.5 deg, 0.08 m). A yaw range
+    of 0 keeps the image's heading tied to the car's, as the recovery views' labels assume."""
     control_rate_range_hz: tuple[float, float] | None = None
     """Range (lo, hi) of a per-episode control rate drawn uniformly, Hz, within the
     simulator's range; each episode.json names its rate; ``control_rate_hz`` stays the
@@ -154,6 +158,18 @@ class RecordConfig:
         )
         if problem is not None:
             raise RecordError(problem)
+        if self.randomize_camera_range is not None:
+            rng = tuple(self.randomize_camera_range)
+            if not (self.randomize and "camera" in self.randomize_groups):
+                raise RecordError(
+                    f"--randomize-camera-range {list(rng)} needs --randomize with the camera "
+                    f"group, got randomize={self.randomize}, groups {list(self.randomize_groups)}"
+                )
+            if len(rng) != 3 or not all(math.isfinite(v) and v >= 0 for v in rng):
+                raise RecordError(
+                    "randomize_camera_range must be three finite half-ranges >= 0 (pitch deg, "
+                    f"yaw deg, height m), got {list(rng)}"
+                )
         if self.driver is not None:
             object.__setattr__(self, "driver", Path(self.driver))
         try:

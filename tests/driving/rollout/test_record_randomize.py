@@ -6,6 +6,7 @@ import pytest
 
 from driving.data import episodes as ep
 from driving.rollout.record import RecordConfig, RecordError, record
+from liquid_drive.errors import LiquidDriveError
 
 SMALL = {"towns": ("suburb",), "weathers": ("overcast",), "episode_s": 1.0, "progress": False}
 
@@ -37,6 +38,40 @@ def test_groups_switch_factors_and_default_recording_has_none(tmp_path):
     record(RecordConfig(out=tmp_path / "plain", episodes=1, **SMALL))
     meta = _episode_json(tmp_path / "plain")
     assert "world_factors" not in meta and "randomize_groups" not in meta
+
+
+def test_camera_range_zero_yaw_keeps_the_other_draws(tmp_path):
+    camera = {"randomize": True, "randomize_groups": ("camera",), **SMALL}
+    record(RecordConfig(out=tmp_path / "a", episodes=1, **camera))
+    record(
+        RecordConfig(
+            out=tmp_path / "b", episodes=1, randomize_camera_range=(1.5, 0.0, 0.08), **camera
+        )
+    )
+    full, no_yaw = (_episode_json(tmp_path / n) for n in ("a", "b"))
+    assert full["world_factors"]["camera"]["yaw_deg"] != 0.0
+    assert no_yaw["world_factors"]["camera"]["yaw_deg"] == 0.0
+    for key in ("pitch_deg", "height_m"):  # the same stream: only the yaw range changed
+        assert no_yaw["world_factors"]["camera"][key] == full["world_factors"]["camera"][key]
+    assert no_yaw["randomize_camera_range"] == [1.5, 0.0, 0.08]
+    assert "randomize_camera_range" not in full
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"randomize_groups": ("appearance",)}, "needs --randomize with the camera group"),
+        ({"randomize": False}, "needs --randomize with the camera group"),
+        ({"randomize_camera_range": (1.5, -1.0, 0.08)}, "three finite half-ranges"),
+        ({"randomize_camera_range": (1.5, 20.0, 0.08)}, "camera_yaw_deg must be in"),
+    ],
+)
+def test_bad_camera_ranges_are_refused_before_writing(tmp_path, options, match):
+    out = tmp_path / "d"
+    kwargs = {"randomize": True, "randomize_camera_range": (1.5, 0.0, 0.08), **SMALL, **options}
+    with pytest.raises(LiquidDriveError, match=match):
+        record(RecordConfig(out=out, episodes=1, **kwargs))
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(
