@@ -55,7 +55,7 @@ from driving.model.checkpoint import (
     read_checkpoint_config,
 )
 from driving.train.config import RESUME_FREE_FIELDS, TrainConfig
-from driving.train.data import check_data_fits_policy
+from driving.train.data import check_data_fits_policy, resolve_recovery_share
 from driving.train.state import check_resumable
 
 logger = logging.getLogger(__name__)
@@ -204,6 +204,7 @@ def plan_cells(cfg: GridConfig) -> list[Cell]:
                 train = dataclasses.replace(
                     recipe_base, policy=policy, seed=seed, out=out / RUNS_DIR / name
                 )
+                train = resolve_recovery_share(train)  # as the trainer stores it
                 cells.append(Cell(name, model, recipe, seed, train))
     for d in base.data:
         if not d.is_dir():

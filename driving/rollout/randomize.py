@@ -1,7 +1,7 @@
 """Recording's side of domain randomisation: checks the request and builds the env option.
 
-``tools/record.py --randomize`` asks the builtin simulator to redraw, per episode, the
-factors its training towns and weathers are made of (``sim.make_env(...,
+``tools/record.py`` (``--randomize``, on by default) asks the builtin simulator to redraw, per
+episode, the factors its training towns and weathers are made of (``sim.make_env(...,
 randomize={...})``); the drawn values come back in the reset info
 (``sim.spec.RESET_INFO_WORLD_FACTORS``) and go into each ``episode.json`` as ``world_factors``.
 The ranges are the simulator's; recording only picks the groups.
@@ -13,38 +13,39 @@ import sim
 
 RANDOMIZE_GROUPS: tuple[str, ...] = ("appearance", "weather", "geometry", "camera")
 """The factor groups a recording may switch on (the builtin simulator's)."""
+DEFAULT_CAMERA_RANGE: tuple[float, float, float] = (1.5, 0.0, 0.08)
+"""Half-ranges (pitch deg, yaw deg, height m) of the camera group unless told: no yaw, whose
+image contradicts the recovery views' labels (transfer round 4)."""
 
 
-def randomize_problem(
-    sim_name: str,
-    randomize: bool,
-    groups: tuple[str, ...],
-    towns: tuple[str, ...] | None,
-    weathers: tuple[str, ...] | None,
-) -> str | None:
-    """What is wrong with a randomisation request (None: nothing), checked before writing.
+def randomize_applies(
+    sim_name: str, towns: tuple[str, ...] | None, weathers: tuple[str, ...] | None
+) -> bool:
+    """Whether ``--randomize`` applies: the builtin simulator's lane-keeping training presets.
 
-    Refused: ``randomize`` with CARLA, with no groups, an unknown or repeated group, or with
-    held-out towns or weathers (randomised worlds start from the training split only).
+    True when ``sim_name`` is builtin and every town and weather asked for (None = all of the
+    training split's) is a training preset of the single-road towns; False for CARLA, the
+    junction towns and any held-out name, whose worlds are recorded as they are.
     """
-    if not randomize:
-        return None
     if sim_name != "builtin":
-        return f"--randomize needs --sim builtin, got --sim {sim_name}"
+        return False
+    split = sim.split(sim_name)
+    return set(towns or ()) <= set(split.train_towns) and set(weathers or ()) <= set(
+        split.train_weathers
+    )
+
+
+def groups_problem(groups: tuple[str, ...]) -> str | None:
+    """What is wrong with the factor groups asked for (None: nothing), checked before writing.
+
+    Refused: no group, an unknown or a repeated one.
+    """
     groups = tuple(groups)
     bad = [g for g in groups if g not in RANDOMIZE_GROUPS]
     if not groups or bad or len(set(groups)) != len(groups):
         return (
             f"randomize_groups must be distinct names out of {', '.join(RANDOMIZE_GROUPS)}, "
             f"got {list(groups)}"
-        )
-    split = sim.split(sim_name)
-    held_out = [t for t in towns or () if t in split.unseen_towns]
-    held_out += [w for w in weathers or () if w in split.unseen_weathers]
-    if held_out:
-        return (
-            f"--randomize keeps the held-out presets out of training data: drop {held_out} "
-            "(randomised worlds start from the training towns and weathers only)"
         )
     return None
 

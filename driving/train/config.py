@@ -60,8 +60,9 @@ class TrainConfig:
     """Adam L2 weight decay."""
     grad_clip_norm: float = 10.0
     """Global gradient-norm clipping threshold (NCP: 10)."""
-    weight_alpha_m: float = 30.0
-    """Loss weight exp(alpha * |curvature|), alpha in m (0 = plain MSE)."""
+    weight_alpha_m: float = 10.0
+    """Loss weight exp(alpha * |curvature|), alpha in m (0 = plain MSE; the first preset used
+    30, which over-weights the large labels of recovery views and tight bends)."""
     label: str = CURVATURE_EXPERT
     """Column regressed (the expert's clean curvature, 1/m)."""
     val_fraction: float = 0.1
@@ -97,9 +98,10 @@ class TrainConfig:
     ``jpeg`` (their JPEG bytes, about 7 kB, decoded per batch: a few % slower), ``auto`` =
     decoded when that takes at most 60 % of the available memory, else jpeg. The result is
     the same either way."""
-    recovery_share: float = 0.0
+    recovery_share: float | None = None
     """Share of training windows taken from recorded recovery views (whole windows of one
-    view, with its labels), in [0, 1); validation uses the car's camera only; 0 = off."""
+    view, with its labels), in [0, 1); validation uses the car's camera only; 0 = off;
+    None = 0.3 when the data hold recovery views, else 0 (stored resolved in the run)."""
     command_balance: bool = False
     """Weight each training step by the inverse frequency of its route command, so junction
     commands are not drowned by follow-lane steps (``driving.data.windows.WindowConfig``)."""
@@ -126,9 +128,10 @@ class TrainConfig:
             raise TrainConfigError(f"weight_alpha_m must be >= 0, got {self.weight_alpha_m}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise TrainConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if not 0.0 <= self.recovery_share < 1.0:
-            raise TrainConfigError(f"recovery_share must be in [0, 1), got {self.recovery_share}")
-        if self.recovery_share > 0 and self.label != CURVATURE_EXPERT:
+        share = self.recovery_share
+        if share is not None and not 0.0 <= share < 1.0:
+            raise TrainConfigError(f"recovery_share must be in [0, 1), got {share}")
+        if share and self.label != CURVATURE_EXPERT:
             raise TrainConfigError(
                 f"recovery views carry only the {CURVATURE_EXPERT!r} label, not {self.label!r}"
             )

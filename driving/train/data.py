@@ -29,6 +29,7 @@ import math
 import os
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,9 @@ from torch import Tensor
 from torch.utils.data import default_collate
 
 from driving.data.episodes import COMMAND, Episode, read_info
+from driving.data.format import EPISODE_FILE
 from driving.data.frames import decode_jpeg, read_frame_bytes
+from driving.data.views import RECOVERY_KEY
 from driving.data.windows import WindowDataset, split_by_episode, split_by_town
 from driving.train.config import TrainConfig, TrainConfigError
 from sim.spec import COMMAND_NAMES, Command
@@ -48,6 +51,9 @@ ROLES = ("train", "val", "val_town")
 """The split's parts, in the order :func:`split_episodes` returns them."""
 AUTO_DECODED_SHARE = 0.6
 """``auto`` keeps decoded frames when they need at most this share of the available memory."""
+DEFAULT_RECOVERY_SHARE = 0.3
+"""``--recovery-share`` unset: this share of windows from recovery views when the data hold
+them (round 2 of the transfer ablations, ``checkpoints/README.md``)."""
 
 
 @dataclass
@@ -134,13 +140,39 @@ def split_episodes(
     return train, val, town_val
 
 
+def resolve_recovery_share(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with an unset ``recovery_share`` decided from the data, before anything is read.
+
+    :data:`DEFAULT_RECOVERY_SHARE` when an episode of ``cfg.data`` declares recovery views
+    in its ``episode.json``, else 0. A folder that cannot be read counts as having none: the
+    dataset checks after it name the problem.
+    """
+    if cfg.recovery_share is not None:
+        return cfg
+    share = DEFAULT_RECOVERY_SHARE if any(_declares_views(p) for p in cfg.data) else 0.0
+    return dataclasses.replace(cfg, recovery_share=share)
+
+
+def _declares_views(dataset: os.PathLike[str] | str) -> bool:
+    for path in sorted(Path(dataset).glob(f"episodes/*/{EPISODE_FILE}")):
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        recovery = info.get(RECOVERY_KEY) if isinstance(info, dict) else None
+        views = recovery.get("views") if isinstance(recovery, dict) else None
+        if isinstance(views, int) and views > 0:
+            return True
+    return False
+
+
 def check_recovery_data(train: list[Episode], cfg: TrainConfig) -> None:
     """Refuses ``--recovery-share`` > 0 when no training episode has recovery views.
 
     Raises:
         TrainConfigError: Naming the datasets.
     """
-    if cfg.recovery_share > 0 and not any(e.views for e in train):
+    if cfg.recovery_share and not any(e.views for e in train):
         raise TrainConfigError(
             f"--recovery-share {cfg.recovery_share}: no training episode of "
             f"{[str(p) for p in cfg.data]} has recovery views (record them with "

@@ -57,6 +57,7 @@ from driving.train.data import (
     check_recovery_data,
     choose_frame_cache,
     make_batch,
+    resolve_recovery_share,
     split_episodes,
     split_fingerprint,
     validation_windows,
@@ -156,6 +157,7 @@ def train(cfg: TrainConfig) -> Path:
     """
     if not cfg.data:
         raise TrainConfigError("no --data given: pass one or more episode dataset folders")
+    cfg = resolve_recovery_share(cfg)
     threads = torch.get_num_threads()
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
@@ -197,7 +199,7 @@ def _train(cfg: TrainConfig, pool: ThreadPoolExecutor) -> Path:
     episodes = load_valid_episodes(cfg.data)  # every data check up front, each naming its file
     train_eps, val_eps, town_eps = split_episodes(episodes, cfg)
     check_recovery_data(train_eps, cfg)
-    views = [cfg.recovery_share > 0] * len(train_eps) + [False] * (len(val_eps) + len(town_eps))
+    views = [bool(cfg.recovery_share)] * len(train_eps) + [False] * (len(val_eps) + len(town_eps))
     every = [*train_eps, *val_eps, *town_eps]
     jpeg, need = choose_frame_cache(every, views, cfg, available_memory_bytes())
     logger.info(
@@ -215,7 +217,7 @@ def _train(cfg: TrainConfig, pool: ThreadPoolExecutor) -> Path:
     wcfg = WindowConfig(
         cfg.window_steps, cfg.stride_steps, cfg.label, cfg.weight_alpha_m, cfg.step_skip_max
     )
-    if cfg.recovery_share > 0:
+    if cfg.recovery_share:
         wcfg = dataclasses.replace(wcfg, recovery_share=cfg.recovery_share, recovery_seed=cfg.seed)
     wcfg = dataclasses.replace(wcfg, command_balance=cfg.command_balance)
     vcfg = dataclasses.replace(

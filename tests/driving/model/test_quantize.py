@@ -40,7 +40,8 @@ def test_int8_policy_drives_100_steps_of_an_unseen_town_like_the_float32_policy(
     torch_policy = load_policy(REFERENCE).eval()
     env = sim.make_env("builtin", town="snow", weather="clear_noon", route_length_m=500.0)
     try:
-        log = run_episode(env, driver, seed=7001, max_steps=100, label_driver=torch_policy)
+        # road seed 7002: its first 100 steps hold a 100 m bend, so the policy has to steer
+        log = run_episode(env, driver, seed=7002, max_steps=100, label_driver=torch_policy)
     finally:
         env.close()
     gap = np.abs(log.columns[CURVATURE_PRED] - log.columns[CURVATURE_EXPERT])  # (100,) 1/m

@@ -199,7 +199,7 @@ def test_bad_mixing_options_are_refused(tmp_path, option, match):
 
 def test_recovery_views_ride_along_when_the_policy_drives(tmp_path, curving):
     base = {"episodes": 1, "episode_s": 3.0, "driver": curving, **SMALL}
-    plain = RecordConfig(out=tmp_path / "plain", **base)
+    plain = RecordConfig(out=tmp_path / "plain", recovery_views=0, **base)
     viewed = RecordConfig(out=tmp_path / "views", recovery_views=2, **base)
     record(plain)
     record(viewed)

@@ -1,10 +1,12 @@
-"""Recording with domain randomisation: factors in episode.json, default unchanged, refusals."""
+"""Recording with domain randomisation: factors in episode.json, where it applies, refusals."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from driving.data import episodes as ep
+from driving.rollout.randomize import DEFAULT_CAMERA_RANGE
 from driving.rollout.record import RecordConfig, RecordError, record
 from liquid_drive.errors import LiquidDriveError
 
@@ -18,16 +20,17 @@ def _episode_json(out):
 
 def test_randomized_recording_writes_the_drawn_factors(tmp_path):
     out = tmp_path / "d"
-    record(RecordConfig(out=out, episodes=1, randomize=True, **SMALL))
+    groups = ("appearance", "weather", "geometry", "camera")
+    record(RecordConfig(out=out, episodes=1, randomize=True, randomize_groups=groups, **SMALL))
     meta = _episode_json(out)
     f = meta["world_factors"]
-    assert meta["randomize_groups"] == ["appearance", "weather", "geometry", "camera"]
+    assert meta["randomize_groups"] == list(groups)
     assert f["base_town"] == "suburb" and f["base_weather"] == "overcast"
-    assert set(f) >= {"appearance", "weather", "geometry", "camera"}
+    assert set(f) >= set(groups)
     assert meta["town"] == "suburb"  # the preset the world was drawn from
 
 
-def test_groups_switch_factors_and_default_recording_has_none(tmp_path):
+def test_groups_switch_factors_and_an_unrandomized_recording_has_none(tmp_path):
     record(
         RecordConfig(
             out=tmp_path / "g", episodes=1, randomize=True, randomize_groups=("camera",), **SMALL
@@ -35,14 +38,33 @@ def test_groups_switch_factors_and_default_recording_has_none(tmp_path):
     )
     f = _episode_json(tmp_path / "g")["world_factors"]
     assert f["groups"] == ["camera"] and "appearance" not in f
-    record(RecordConfig(out=tmp_path / "plain", episodes=1, **SMALL))
+    record(RecordConfig(out=tmp_path / "plain", episodes=1, randomize=False, **SMALL))
     meta = _episode_json(tmp_path / "plain")
     assert "world_factors" not in meta and "randomize_groups" not in meta
 
 
+def test_randomize_applies_to_the_builtin_lane_keeping_training_presets_only():
+    def on(**kw):
+        return RecordConfig(out=Path("x"), **kw).randomize
+
+    assert on() and on(towns=("suburb",), weathers=("overcast", "sunset"))
+    assert not on(towns=("village",))  # a junction town
+    assert not on(towns=("desert",)) and not on(weathers=("clear_noon", "fog"))  # held out
+    assert not on(sim="carla", recovery_views=0)
+    assert not on(randomize=False)
+    default = RecordConfig(out=Path("x"))
+    assert default.randomize_groups == ("appearance", "weather", "camera")
+    assert default.randomize_camera_range == DEFAULT_CAMERA_RANGE == (1.5, 0.0, 0.08)
+    assert RecordConfig(out=Path("x"), randomize=False).randomize_camera_range is None
+
+
 def test_camera_range_zero_yaw_keeps_the_other_draws(tmp_path):
     camera = {"randomize": True, "randomize_groups": ("camera",), **SMALL}
-    record(RecordConfig(out=tmp_path / "a", episodes=1, **camera))
+    record(
+        RecordConfig(
+            out=tmp_path / "a", episodes=1, randomize_camera_range=(1.5, 1.5, 0.08), **camera
+        )
+    )
     record(
         RecordConfig(
             out=tmp_path / "b", episodes=1, randomize_camera_range=(1.5, 0.0, 0.08), **camera
@@ -54,7 +76,7 @@ def test_camera_range_zero_yaw_keeps_the_other_draws(tmp_path):
     for key in ("pitch_deg", "height_m"):  # the same stream: only the yaw range changed
         assert no_yaw["world_factors"]["camera"][key] == full["world_factors"]["camera"][key]
     assert no_yaw["randomize_camera_range"] == [1.5, 0.0, 0.08]
-    assert "randomize_camera_range" not in full
+    assert full["randomize_camera_range"] == [1.5, 1.5, 0.08]
 
 
 @pytest.mark.parametrize(
@@ -77,11 +99,9 @@ def test_bad_camera_ranges_are_refused_before_writing(tmp_path, options, match):
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        ({"towns": ("desert",)}, "held-out presets"),
-        ({"weathers": ("fog",)}, "held-out presets"),
         ({"randomize_groups": ()}, "randomize_groups"),
         ({"randomize_groups": ("camera", "camera")}, "randomize_groups"),
-        ({"sim": "carla"}, "needs --sim builtin"),
+        ({"randomize_groups": ("camera", "lighting")}, "randomize_groups"),
     ],
 )
 def test_bad_randomize_requests_are_refused_before_writing(tmp_path, options, match):

@@ -1,5 +1,6 @@
 """Recording recovery views (``--recovery-views``) and training on a share of them."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,11 @@ from driving.data import episodes as ep
 from driving.data import views as V
 from driving.rollout.record import RecordConfig, RecordError, record
 from driving.train.config import TrainConfig, TrainConfigError
-from driving.train.data import check_recovery_data
+from driving.train.data import (
+    DEFAULT_RECOVERY_SHARE,
+    check_recovery_data,
+    resolve_recovery_share,
+)
 from sim.spec import SimConfigError
 
 
@@ -31,9 +36,11 @@ def test_records_views_with_their_offsets_labels_and_settings(tmp_path):
         assert episode.columns[V.label_column(a)][0] < episode.columns[V.label_column(b)][0]
 
 
-def test_default_recording_has_no_views(tmp_path):
+def test_views_default_to_two_on_builtin_and_zero_records_none(tmp_path):
+    assert RecordConfig(out=Path("x")).recovery_views == 2
+    assert RecordConfig(out=Path("x"), sim="carla").recovery_views == 0
     out = tmp_path / "d"
-    record(RecordConfig(out=out, episodes=1, episode_s=1.0, progress=False))
+    record(RecordConfig(out=out, episodes=1, episode_s=1.0, recovery_views=0, progress=False))
     (episode,) = ep.load_episodes(out)
     assert episode.views == 0 and V.RECOVERY_KEY not in episode.meta
     assert not (episode.path / V.VIEWS_DIR).exists()
@@ -60,8 +67,15 @@ def test_train_config_checks_the_share_and_the_data(tmp_path):
     with pytest.raises(TrainConfigError, match="recovery_share must be in"):
         TrainConfig(data=(tmp_path,), out=tmp_path / "run", recovery_share=1.0)
     cfg = TrainConfig(data=(tmp_path,), out=tmp_path / "run", recovery_share=0.2)
-    out = tmp_path / "d"
-    record(RecordConfig(out=out, episodes=1, episode_s=1.0, progress=False))
+    out, viewed = tmp_path / "d", tmp_path / "v"
+    record(RecordConfig(out=out, episodes=1, episode_s=1.0, recovery_views=0, progress=False))
     with pytest.raises(TrainConfigError, match="has recovery views"):
         check_recovery_data(ep.load_episodes(out), cfg)
-    check_recovery_data(ep.load_episodes(out), TrainConfig(data=(out,), out=tmp_path / "r"))
+    unset = TrainConfig(data=(out,), out=tmp_path / "r")
+    assert unset.recovery_share is None
+    assert resolve_recovery_share(unset).recovery_share == 0.0  # no views: off
+    check_recovery_data(ep.load_episodes(out), resolve_recovery_share(unset))
+    record(RecordConfig(out=viewed, episodes=1, episode_s=1.0, progress=False))
+    both = TrainConfig(data=(out, viewed), out=tmp_path / "r")
+    assert resolve_recovery_share(both).recovery_share == DEFAULT_RECOVERY_SHARE == 0.3
+    assert resolve_recovery_share(dataclasses.replace(both, recovery_share=0.0)).recovery_share == 0
