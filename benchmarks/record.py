@@ -8,7 +8,8 @@ Usage::
 Each run is ``driving.rollout.record.record`` in this process (one worker: the expert drives
 the builtin simulator, every frame is JPEG-encoded, written and fsynced as in a real
 recording) into a fresh temporary dataset, the same episode plan with ``--recovery-views 0``
-(baseline) and ``--recovery-views K`` alternating, so both see the same machine load.
+(baseline) and ``--recovery-views K`` alternating, so both see the same machine load; both
+with the default randomised world (``--no-randomize``: the plain training towns).
 OpenCV is held to one thread. Figures are medians over the repeats; ``cpu_`` ones divide by
 the process's CPU time (on a shared machine the better estimate of one free core).
 
@@ -39,7 +40,7 @@ import cv2  # noqa: E402
 from driving.rollout.record import RecordConfig, record  # noqa: E402
 
 
-def one_run(views: int, episodes: int, episode_s: float) -> dict[str, float]:
+def one_run(views: int, episodes: int, episode_s: float, randomize: bool) -> dict[str, float]:
     """Records the plan once; returns steps, frames, wall and CPU seconds."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg = RecordConfig(
@@ -48,6 +49,7 @@ def one_run(views: int, episodes: int, episode_s: float) -> dict[str, float]:
             episode_s=episode_s,
             progress=False,
             recovery_views=views,
+            randomize=randomize,
         )
         w0, c0 = time.perf_counter(), time.process_time()
         summary = record(cfg)
@@ -63,18 +65,22 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=4, help="episodes per run")
     ap.add_argument("--episode-s", type=float, default=10.0, help="simulated s per episode")
     ap.add_argument("--repeats", type=int, default=3, help="alternating runs of each")
+    ap.add_argument(
+        "--randomize", action=argparse.BooleanOptionalAction, default=True,
+        help="record the randomised world (the default recipe)",
+    )  # fmt: skip
     args = ap.parse_args()
     cv2.setNumThreads(1)
     runs: dict[str, list[dict[str, float]]] = {"baseline": [], "views": []}
-    one_run(args.views, 1, 1.0)  # warm-up (imports, caches)
+    one_run(args.views, 1, 1.0, args.randomize)  # warm-up (imports, caches)
     for _ in range(args.repeats):
-        runs["baseline"].append(one_run(0, args.episodes, args.episode_s))
-        runs["views"].append(one_run(args.views, args.episodes, args.episode_s))
+        runs["baseline"].append(one_run(0, args.episodes, args.episode_s, args.randomize))
+        runs["views"].append(one_run(args.views, args.episodes, args.episode_s, args.randomize))
 
     def median(name: str, num: str, den: str) -> float:
         return statistics.median(r[num] / r[den] for r in runs[name])
 
-    out: dict[str, object] = {"recovery_views": args.views}
+    out: dict[str, object] = {"recovery_views": args.views, "randomize": args.randomize}
     for name in ("views", "baseline"):
         out[name] = {
             "frames_per_s": round(median(name, "frames", "wall_s"), 1),
