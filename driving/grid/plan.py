@@ -197,6 +197,7 @@ def plan_cells(cfg: GridConfig) -> list[Cell]:
     cells = []
     for recipe, overrides in recipes:
         recipe_base = apply_overrides(base, overrides, f"recipe {recipe!r}")
+        recipe_base = resolve_recovery_share(recipe_base)  # as the trainer stores it
         for model in cfg.models:
             policy = dataclasses.replace(recipe_base.policy, core=model)
             for seed in cfg.seed_list:
@@ -204,7 +205,6 @@ def plan_cells(cfg: GridConfig) -> list[Cell]:
                 train = dataclasses.replace(
                     recipe_base, policy=policy, seed=seed, out=out / RUNS_DIR / name
                 )
-                train = resolve_recovery_share(train)  # as the trainer stores it
                 cells.append(Cell(name, model, recipe, seed, train))
     for d in base.data:
         if not d.is_dir():

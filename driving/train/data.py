@@ -29,7 +29,6 @@ import math
 import os
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,9 +37,9 @@ from torch import Tensor
 from torch.utils.data import default_collate
 
 from driving.data.episodes import COMMAND, Episode, read_info
-from driving.data.format import EPISODE_FILE
+from driving.data.format import EPISODE_FILE, list_episodes
 from driving.data.frames import decode_jpeg, read_frame_bytes
-from driving.data.views import RECOVERY_KEY
+from driving.data.views import views_of
 from driving.data.windows import WindowDataset, split_by_episode, split_by_town
 from driving.train.config import TrainConfig, TrainConfigError
 from sim.spec import COMMAND_NAMES, Command
@@ -154,16 +153,13 @@ def resolve_recovery_share(cfg: TrainConfig) -> TrainConfig:
 
 
 def _declares_views(dataset: os.PathLike[str] | str) -> bool:
-    for path in sorted(Path(dataset).glob(f"episodes/*/{EPISODE_FILE}")):
-        try:
-            info = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        recovery = info.get(RECOVERY_KEY) if isinstance(info, dict) else None
-        views = recovery.get("views") if isinstance(recovery, dict) else None
-        if isinstance(views, int) and views > 0:
-            return True
-    return False
+    try:
+        return any(
+            views_of(json.loads((e / EPISODE_FILE).read_text()), e) > 0
+            for e in list_episodes(dataset)
+        )
+    except (OSError, ValueError):  # not a dataset, an unreadable episode.json: checked later
+        return False
 
 
 def check_recovery_data(train: list[Episode], cfg: TrainConfig) -> None:
