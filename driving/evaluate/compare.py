@@ -96,6 +96,10 @@ class CompareConfig:
     seed_pattern: str = SEED_PATTERN
     """Regular expression with groups ``family`` and ``seed`` applied to each model name; a
     name that does not match is its own family with no seed."""
+    rename: tuple[str, ...] = ()
+    """Family renames, each ``FROM=TO`` (e.g. ``dpr-rv-a10=cfc-ncp``): runs named after
+    their recipe's run folders show as their model (a core name gives the parameter
+    counts); applied after the seed pattern."""
     stats: StatsConfig = field(default_factory=StatsConfig)
     """Intervals and paired tests (``driving/evaluate/evidence.py``)."""
     readme: Path | None = None
@@ -154,7 +158,32 @@ def _same_expert(a: SeedRun, b: SeedRun) -> bool:
     return True
 
 
-def collect_runs(paths: Sequence[str | Path], pattern: str = SEED_PATTERN) -> list[SeedRun]:
+def parse_renames(entries: Sequence[str]) -> dict[str, str]:
+    """The family renames of ``FROM=TO`` entries.
+
+    Raises:
+        CompareError: If an entry is not ``FROM=TO`` with both sides non-empty, or one family
+            is renamed twice.
+    """
+    renames: dict[str, str] = {}
+    for entry in entries:
+        old, sep, new = entry.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise CompareError(f"rename {entry!r}: expected FROM=TO, e.g. dpr-rv-a10=cfc-ncp")
+        old, new = old.strip(), new.strip()
+        if old in renames:
+            raise CompareError(f"rename {entry!r}: family {old!r} is renamed twice")
+        if EXPERT in (old, new):
+            raise CompareError(f"rename {entry!r}: the expert's row cannot be renamed")
+        renames[old] = new
+    return renames
+
+
+def collect_runs(
+    paths: Sequence[str | Path],
+    pattern: str = SEED_PATTERN,
+    renames: dict[str, str] | None = None,
+) -> list[SeedRun]:
     """Reads several ``metrics.json`` and returns one :class:`SeedRun` per evaluated model.
 
     The expert appears once. Args are files or folders holding ``metrics.json``; a file
@@ -166,8 +195,10 @@ def collect_runs(paths: Sequence[str | Path], pattern: str = SEED_PATTERN) -> li
             checkpoints), or the expert's numbers differ between files.
 
     A model evaluated suite by suite (one file per suite, the same checkpoint) is one run
-    with the suites of all its files.
+    with the suites of all its files. ``renames`` maps a family to the name it shows as; two
+    families renamed into one must not share a seed on a suite (the same refusal).
     """
+    renames = renames or {}
     if not paths:
         raise CompareError("no metrics.json given")
     runs: list[SeedRun] = []
@@ -194,6 +225,7 @@ def collect_runs(paths: Sequence[str | Path], pattern: str = SEED_PATTERN) -> li
             )
         for model in doc["models"]:
             family, seed = split_name(model["name"], pattern)
+            family = renames.get(family, family)
             run = SeedRun(family, seed, model["name"], path, route_set=routes)
             run.checkpoint = model.get("checkpoint")
             for row in doc["summary"]:
@@ -231,8 +263,11 @@ def _merge(first: SeedRun, later: SeedRun) -> None:
             if shared
             else f"checkpoints {first.checkpoint} and {later.checkpoint}"
         )
+        names = repr(first.model)
+        if later.model != first.model:  # two names made one family by a rename
+            names += f" and {later.model!r}"
         raise CompareError(
-            f"{first.model!r} (family {first.family!r}, seed {first.seed}) is in both "
+            f"{names} (family {first.family!r}, seed {first.seed}) is in both "
             f"{first.source} and {later.source} ({why})"
         )
     for suite, row in later.rows.items():
@@ -492,8 +527,9 @@ def compare(cfg: CompareConfig) -> dict[str, Any]:
         raise CompareError(
             f"seed pattern {cfg.seed_pattern!r} needs the groups (?P<family>...) and (?P<seed>...)"
         )
+    renames = parse_renames(cfg.rename)
     readme = evidence.read_readme(cfg.readme) if cfg.readme is not None else None
-    runs = collect_runs(cfg.metrics, cfg.seed_pattern)
+    runs = collect_runs(cfg.metrics, cfg.seed_pattern, renames)
     table = seed_table(runs, cfg.suites, cfg.stats)
     for entry in table:
         if entry["model"] != EXPERT:

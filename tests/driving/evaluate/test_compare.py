@@ -9,6 +9,7 @@ from driving.evaluate.compare import (
     CompareError,
     collect_runs,
     compare,
+    parse_renames,
     render_table,
     seed_table,
     split_name,
@@ -109,3 +110,31 @@ def test_a_model_evaluated_suite_by_suite_is_one_run(tmp_path):
     moved = _evaluation(tmp_path / "c", {"cfc-ncp-s0": [(0, 0.1)] * 2}, suite="noise", root="/x")
     with pytest.raises(CompareError, match=r"in both .*a/metrics.json and .*c/.*checkpoints"):
         collect_runs([towns, moved])
+
+
+def test_families_named_after_a_recipe_show_as_their_model(tmp_path):
+    runs = {"dpr-s0": [(1, 0.2)] * 2, "dpr-lstm-s0": [(0, 0.1)] * 2, "dpr-s1": [(0, 0.3)] * 2}
+    a = _evaluation(tmp_path / "a", runs)
+    renamed = collect_runs([a], renames=parse_renames(["dpr=cfc-ncp", " dpr-lstm = lstm "]))
+    assert [(r.family, r.seed) for r in renamed] == [
+        (EXPERT, None),
+        ("cfc-ncp", 0),
+        ("lstm", 0),
+        ("cfc-ncp", 1),
+    ]
+    doc = compare(CompareConfig(metrics=(a,), out=tmp_path / "o", rename=("dpr=cfc-ncp",)))
+    assert [e["model"] for e in doc["models"]] == [EXPERT, "cfc-ncp", "dpr-lstm"]
+    # two families renamed into one that share a seed are refused, not mixed
+    with pytest.raises(
+        CompareError, match=r"'dpr-s0' and 'dpr-lstm-s0' \(family 'x', seed 0\) is in both"
+    ):
+        collect_runs([a], renames={"dpr": "x", "dpr-lstm": "x"})
+    for bad, why in (
+        ("dpr", "expected FROM=TO"),
+        ("=lstm", "expected FROM=TO"),
+        ("expert=x", "expert"),
+    ):
+        with pytest.raises(CompareError, match=why):
+            parse_renames([bad])
+    with pytest.raises(CompareError, match="renamed twice"):
+        parse_renames(["dpr=a", "dpr=b"])
