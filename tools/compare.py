@@ -9,8 +9,9 @@ checkpoint folder names, e.g. ``cfc-ncp-s1``) are grouped by family; a model eva
 suite per call merges its files (same checkpoint, no suite twice). Writes ``results.md``
 (the table: mean over seeds [95 % bootstrap interval], parameter counts, generalisation gaps,
 paired tests of cfc-ncp against each baseline with Holm; ``--readme README.md`` rewrites its
-marked results block), ``results.json`` and ``seeds.png``
-into ``--out`` and prints the table. See ``driving/evaluate/compare.py``.
+marked results block; ``--rename dpr-rv-a10=cfc-ncp`` shows a recipe's runs, named after
+their run folders, as their model), ``results.json`` and ``seeds.png`` into ``--out`` and
+prints the table. See ``driving/evaluate/compare.py``.
 """
 
 from __future__ import annotations
