@@ -36,7 +36,10 @@ def encode_frame(image: np.ndarray, quality: int) -> bytes:
     Raises:
         RuntimeError: If OpenCV cannot encode the image.
     """
-    ok, buf = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    # cvtColor writes a contiguous BGR copy: the same bytes as encoding the flipped view
+    # ``image[..., ::-1]``, which OpenCV would first copy element by element (3x slower).
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     data = buf.tobytes()

@@ -28,6 +28,17 @@ def test_checksummed_frame_decodes_to_the_same_pixels_as_a_plain_jpeg():
     assert check_jpeg(PATH, plain_jpeg(img)) is False  # an older frame: structure only
 
 
+def test_a_frame_is_the_plain_jpeg_of_its_flipped_channels_plus_the_checksum_segment():
+    """The encoder's colour conversion changes no byte: the JPEG data outside the comment
+    segment is OpenCV's encoding of the RGB -> BGR flipped image, as recordings always had."""
+    rng = np.random.default_rng(0)
+    for img in (frame(5), rng.integers(0, 256, (78, 200, 3), dtype=np.uint8)):
+        data, plain = encode_frame(img, 95), plain_jpeg(img)
+        cut = data.index(b"\xff\xfe")  # the comment segment: FF FE, length, text
+        length = int.from_bytes(data[cut + 2 : cut + 4], "big")
+        assert data[:cut] + data[cut + 2 + length :] == plain
+
+
 def test_a_garbled_frame_that_still_decodes_is_found_by_its_checksum():
     data = bytearray(encode_frame(frame(3), 95))
     data[len(data) // 2] ^= 0x01
