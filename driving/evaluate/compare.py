@@ -97,9 +97,11 @@ class CompareConfig:
     """Regular expression with groups ``family`` and ``seed`` applied to each model name; a
     name that does not match is its own family with no seed."""
     rename: tuple[str, ...] = ()
-    """Family renames, each ``FROM=TO`` (e.g. ``dpr-rv-a10=cfc-ncp``): runs named after
-    their recipe's run folders show as their model (a core name gives the parameter
-    counts); applied after the seed pattern."""
+    """Renames, each ``FROM=TO``. A ``FROM`` that is a model's whole name renames the model
+    before the seed pattern (``cfc-ncp=dpr-rv-a10-s0``: a checkpoint folder without a seed in
+    its name joins its recipe's seeds); otherwise it renames a family after it
+    (``dpr-rv-a10=cfc-ncp``: runs named after their recipe show as their model, and a core
+    name gives the parameter counts)."""
     stats: StatsConfig = field(default_factory=StatsConfig)
     """Intervals and paired tests (``driving/evaluate/evidence.py``)."""
     readme: Path | None = None
@@ -195,8 +197,10 @@ def collect_runs(
             checkpoints), or the expert's numbers differ between files.
 
     A model evaluated suite by suite (one file per suite, the same checkpoint) is one run
-    with the suites of all its files. ``renames`` maps a family to the name it shows as; two
-    families renamed into one must not share a seed on a suite (the same refusal).
+    with the suites of all its files. ``renames`` maps a model's whole name to the name the
+    seed pattern reads, then a family to the name it shows as (:class:`CompareConfig`
+    ``rename``); two runs renamed into one family must not share a seed on a suite (the same
+    refusal).
     """
     renames = renames or {}
     if not paths:
@@ -224,7 +228,7 @@ def collect_runs(
                 f"route set {setting[3]!r}: not comparable"
             )
         for model in doc["models"]:
-            family, seed = split_name(model["name"], pattern)
+            family, seed = split_name(renames.get(model["name"], model["name"]), pattern)
             family = renames.get(family, family)
             run = SeedRun(family, seed, model["name"], path, route_set=routes)
             run.checkpoint = model.get("checkpoint")

@@ -124,6 +124,10 @@ def test_families_named_after_a_recipe_show_as_their_model(tmp_path):
     ]
     doc = compare(CompareConfig(metrics=(a,), out=tmp_path / "o", rename=("dpr=cfc-ncp",)))
     assert [e["model"] for e in doc["models"]] == [EXPERT, "cfc-ncp", "dpr-lstm"]
+    # a checkpoint folder without a seed in its name joins its recipe's seeds, then the family
+    shipped = _evaluation(tmp_path / "b", {"cfc-ncp": [(0, 0.5)] * 2}, suite="noise")
+    both = collect_runs([a, shipped], renames=parse_renames(["cfc-ncp=dpr-s2", "dpr=cfc-ncp"]))
+    assert [(r.family, r.seed, r.model) for r in both][-1] == ("cfc-ncp", 2, "cfc-ncp")
     # two families renamed into one that share a seed are refused, not mixed
     with pytest.raises(
         CompareError, match=r"'dpr-s0' and 'dpr-lstm-s0' \(family 'x', seed 0\) is in both"
