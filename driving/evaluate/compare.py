@@ -161,11 +161,11 @@ def _same_expert(a: SeedRun, b: SeedRun) -> bool:
 
 
 def parse_renames(entries: Sequence[str]) -> dict[str, str]:
-    """The family renames of ``FROM=TO`` entries.
+    """The renames (of whole model names or of families) of ``FROM=TO`` entries.
 
     Raises:
-        CompareError: If an entry is not ``FROM=TO`` with both sides non-empty, or one family
-            is renamed twice.
+        CompareError: If an entry is not ``FROM=TO`` with both sides non-empty, names the
+            expert, or renames one name twice.
     """
     renames: dict[str, str] = {}
     for entry in entries:
@@ -174,7 +174,7 @@ def parse_renames(entries: Sequence[str]) -> dict[str, str]:
             raise CompareError(f"rename {entry!r}: expected FROM=TO, e.g. dpr-rv-a10=cfc-ncp")
         old, new = old.strip(), new.strip()
         if old in renames:
-            raise CompareError(f"rename {entry!r}: family {old!r} is renamed twice")
+            raise CompareError(f"rename {entry!r}: {old!r} is renamed twice")
         if EXPERT in (old, new):
             raise CompareError(f"rename {entry!r}: the expert's row cannot be renamed")
         renames[old] = new
