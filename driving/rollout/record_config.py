@@ -267,18 +267,19 @@ class RecordSummary:
 
     def format(self) -> str:
         """One screen of text."""
-        fps = self.steps / self.wall_s if self.wall_s > 0 else 0.0
+        rate = self.steps / self.wall_s if self.wall_s > 0 else 0.0
         lines = [
             f"recorded {self.episodes} episodes into {self.out}"
             + (" (stopped early)" if self.stopped else ""),
-            f"  {self.steps} frames, {self.sim_s / 3600:.2f} h simulated, {self.km:.1f} km, "
+            f"  {self.steps} steps (each one frame, plus its recovery views' frames), "
+            f"{self.sim_s / 3600:.2f} h simulated, {self.km:.1f} km, "
             f"noise active {100 * self.noise_steps / max(self.steps, 1):.0f}% of steps"
             + (
                 f", the policy drove {100 * self.policy_steps / max(self.steps, 1):.0f}%"
                 if self.policy_steps
                 else ""
             ),
-            f"  wall {self.wall_s:.1f} s, {fps:.0f} frames/s, "
+            f"  wall {self.wall_s:.1f} s, {rate:.0f} steps/s, "
             f"{self.sim_s / max(self.wall_s, 1e-9):.1f}x real time",
             f"  dataset now: {self.dataset_episodes} episodes, {self.dataset_bytes / 1e6:.1f} MB",
         ]
