@@ -271,8 +271,7 @@ class RecordSummary:
         lines = [
             f"recorded {self.episodes} episodes into {self.out}"
             + (" (stopped early)" if self.stopped else ""),
-            f"  {self.steps} steps (each one frame, plus its recovery views' frames), "
-            f"{self.sim_s / 3600:.2f} h simulated, {self.km:.1f} km, "
+            f"  {self.steps} steps, {self.sim_s / 3600:.2f} h simulated, {self.km:.1f} km, "
             f"noise active {100 * self.noise_steps / max(self.steps, 1):.0f}% of steps"
             + (
                 f", the policy drove {100 * self.policy_steps / max(self.steps, 1):.0f}%"
